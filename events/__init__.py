@@ -1,0 +1,1 @@
+"""The record-event contract shared by producers, the projector and the API."""

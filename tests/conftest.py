@@ -1,0 +1,99 @@
+"""Fixtures: real Kafka and Redis for every test that needs them, with isolated state.
+
+Where the servers come from, in order: `KAFKA_BOOTSTRAP_SERVERS` / `REDIS_URL` when set;
+testcontainers when a Docker engine answers; otherwise the local stack (`scripts/stack.py`),
+started here if it is not running. Integration tests never skip for want of a service.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import pytest
+import redis
+
+from events.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """Addresses of the real Kafka broker and Redis the tests use."""
+
+    kafka_bootstrap_servers: str
+    redis_url: str
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        probe = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """The session's Kafka and Redis: from env, testcontainers, or the local stack."""
+    kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    redis_env = os.environ.get("REDIS_URL")
+    if kafka_env and redis_env:
+        yield Services(kafka_env, redis_env)
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.redis import RedisContainer
+
+        with KafkaContainer().with_kraft() as kafka, RedisContainer() as red:
+            host, port = red.get_container_host_ip(), red.get_exposed_port(6379)
+            yield Services(
+                kafka_env or kafka.get_bootstrap_server(),
+                redis_env or f"redis://{host}:{port}/0",
+            )
+        return
+    from scripts import stack
+
+    info = stack.ensure_started()
+    yield Services(kafka_env or info.kafka_bootstrap_servers, redis_env or info.redis_url)
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A Redis key prefix no other test uses."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_client(services: Services, key_prefix: str) -> Iterator[redis.Redis]:
+    """A client of the real Redis; the test's keys (by prefix) are removed afterwards."""
+    client = redis.Redis.from_url(services.redis_url)
+    yield client
+    for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def topic_name() -> str:
+    """A record-events topic name no other test uses (its DLQ is `<name>.dlq`)."""
+    return f"record-events-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(services: Services, key_prefix: str, topic_name: str) -> Settings:
+    """Settings pointing at the real services, with this test's own topic and key prefix."""
+    return replace(
+        Settings.from_env({}),
+        kafka_bootstrap_servers=services.kafka_bootstrap_servers,
+        redis_url=services.redis_url,
+        record_events_topic=topic_name,
+        redis_key_prefix=key_prefix,
+        projector_group_id=f"{topic_name}-projector",
+        projector_metrics_port=0,
+    )
