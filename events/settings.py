@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -44,6 +45,9 @@ class Settings:
     redis_key_prefix: str = "prc"
     dedup_window_seconds: int = 7 * 86400
     projector_group_id: str = "prc-projector"
+    # Static group membership: a restarted projector with the same id takes its
+    # partitions back at once instead of waiting out the session timeout.
+    projector_instance_id: str = field(default_factory=lambda: f"projector-{socket.gethostname()}")
     projector_metrics_port: int = 9102
     projector_max_batch: int = 5000
     sse_max_streams: int = 1000
@@ -74,9 +78,8 @@ class Settings:
                 env, "DEDUP_WINDOW_SECONDS", d.dedup_window_seconds, minimum=1
             ),
             projector_group_id=env.get("PROJECTOR_GROUP_ID") or d.projector_group_id,
-            projector_metrics_port=_int(
-                env, "PROJECTOR_METRICS_PORT", d.projector_metrics_port
-            ),
+            projector_instance_id=env.get("PROJECTOR_INSTANCE_ID") or d.projector_instance_id,
+            projector_metrics_port=_int(env, "PROJECTOR_METRICS_PORT", d.projector_metrics_port),
             projector_max_batch=_int(env, "PROJECTOR_MAX_BATCH", d.projector_max_batch, 1),
             sse_max_streams=_int(env, "SSE_MAX_STREAMS", d.sse_max_streams, minimum=1),
             sse_keepalive_seconds=_int(
