@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 class ConfigError(ValueError):
@@ -63,27 +63,41 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from `env` (default: the process environment)."""
         env = os.environ if env is None else env
-        d = cls()
-        return cls(
-            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or d.kafka_bootstrap_servers,
-            redis_url=env.get("REDIS_URL") or d.redis_url,
-            record_events_topic=env.get("RECORD_EVENTS_TOPIC") or d.record_events_topic,
-            count_grace_seconds=_int(env, "COUNT_GRACE_SECONDS", d.count_grace_seconds),
-            port=_int(env, "PORT", d.port, minimum=1),
-            api_token=env.get("API_TOKEN") or None,
-            cors_origins=_list(env.get("CORS_ORIGINS")),
-            log_level=(env.get("LOG_LEVEL") or d.log_level).upper(),
-            redis_key_prefix=env.get("REDIS_KEY_PREFIX") or d.redis_key_prefix,
-            dedup_window_seconds=_int(
-                env, "DEDUP_WINDOW_SECONDS", d.dedup_window_seconds, minimum=1
-            ),
-            projector_group_id=env.get("PROJECTOR_GROUP_ID") or d.projector_group_id,
-            projector_instance_id=env.get("PROJECTOR_INSTANCE_ID") or d.projector_instance_id,
-            projector_metrics_port=_int(env, "PROJECTOR_METRICS_PORT", d.projector_metrics_port),
-            projector_max_batch=_int(env, "PROJECTOR_MAX_BATCH", d.projector_max_batch, 1),
-            sse_max_streams=_int(env, "SSE_MAX_STREAMS", d.sse_max_streams, minimum=1),
-            sse_keepalive_seconds=_int(
-                env, "SSE_KEEPALIVE_SECONDS", d.sse_keepalive_seconds, minimum=1
-            ),
-            web_concurrency=_int(env, "WEB_CONCURRENCY", d.web_concurrency, minimum=1),
-        )
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name.upper(), raw, f.type)
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, for starting a child process."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            env[f.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env
+
+
+_MINIMUM = {
+    "PORT": 1,
+    "DEDUP_WINDOW_SECONDS": 1,
+    "PROJECTOR_MAX_BATCH": 1,
+    "SSE_MAX_STREAMS": 1,
+    "SSE_KEEPALIVE_SECONDS": 1,
+    "WEB_CONCURRENCY": 1,
+}
+
+
+def _parse(name: str, raw: str, kind: object) -> object:
+    """One environment value converted to its field's type."""
+    if kind in ("int", int):
+        return _int({name: raw}, name, 0, _MINIMUM.get(name, 0))
+    if kind in ("tuple[str, ...]",):
+        return _list(raw)
+    if name == "LOG_LEVEL":
+        return raw.upper()
+    return raw
