@@ -97,3 +97,18 @@ def settings(services: Services, key_prefix: str, topic_name: str) -> Settings:
         projector_group_id=f"{topic_name}-projector",
         projector_metrics_port=0,
     )
+
+
+@pytest.fixture
+def topics(settings: Settings) -> Iterator[str]:
+    """The test's record-events topic (3 partitions) and its DLQ, created now, deleted after."""
+    import contextlib
+
+    from events.schema import EventError
+    from events.topics import delete_topics, dlq_topic_for, ensure_topics
+
+    topic = settings.record_events_topic
+    ensure_topics(settings.kafka_bootstrap_servers, topic, partitions=3)
+    yield topic
+    with contextlib.suppress(EventError):  # best effort: clean-up must not fail the test
+        delete_topics(settings.kafka_bootstrap_servers, [topic, dlq_topic_for(topic)])

@@ -1,0 +1,180 @@
+"""Kafka message bytes <-> `RecordCreated`, with precise, stable error codes for the DLQ.
+
+`decode` checks, in this order, and raises `InvalidEvent` with the first failure's code:
+
+| code | when |
+| --- | --- |
+| `value_missing` | the message has no value (a tombstone) |
+| `value_too_large` | the value is over MAX_EVENT_BYTES (checked before parsing) |
+| `not_utf8` | the value is not UTF-8 |
+| `not_json` | the value is not JSON (NaN/Infinity included) |
+| `duplicate_field` | an object names the same field twice (parsers disagree on which wins) |
+| `not_object` | the JSON is not an object |
+| `missing_field` | `type`, or (for `record.created`) a contract field is absent |
+| `wrong_type` | a field has the wrong JSON type (`null` included) |
+| `bad_schema_version` | `schema_version` is not 1 |
+| `bad_event_id`, `bad_org_id`, `bad_record_id`, `bad_occurred_at` | a value breaks its rule |
+| `key_mismatch` | a key was given and is not the org_id in UTF-8 |
+
+A well-formed object whose string `type` is not `record.created` decodes to `SkippedEvent`.
+Fields the contract does not name are ignored, so producers can add fields without breaking
+this reader (forward compatibility).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from events.schema import (
+    EVENT_TYPE,
+    SCHEMA_VERSION,
+    EventError,
+    InvalidEvent,
+    RecordCreated,
+    check_id,
+    check_org_id,
+    check_schema_version,
+    format_rfc3339,
+    parse_instant,
+    trusted_record_created,
+    type_name,
+)
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "EventError",
+    "InvalidEvent",
+    "SkippedEvent",
+    "decode",
+    "encode",
+]
+
+MAX_EVENT_BYTES = 16384
+
+
+@dataclass(frozen=True)
+class SkippedEvent:
+    """A well-formed event of another `type`, which this service does not count."""
+
+    type: str
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise InvalidEvent(
+                    "duplicate_field", f"field {name!r} appears more than once", name
+                )
+            seen.add(name)
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_MISSING = object()
+
+
+def _missing(name: str) -> InvalidEvent:
+    return InvalidEvent("missing_field", f"field {name!r} is missing", name)
+
+
+def decode(value: bytes | None, key: bytes | None = None) -> RecordCreated | SkippedEvent:
+    """Decode one message value (and check its key); raise InvalidEvent with a precise code."""
+    if value is None:
+        raise InvalidEvent("value_missing", "message has no value")
+    if len(value) > MAX_EVENT_BYTES:
+        raise InvalidEvent(
+            "value_too_large", f"value is {len(value)} bytes, over the {MAX_EVENT_BYTES} limit"
+        )
+    try:
+        text = value.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("not_utf8", f"value is not UTF-8 (bad byte at {exc.start})") from None
+    try:
+        doc = _DECODER.decode(text)
+    except InvalidEvent:
+        raise
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", f"value is not JSON: {exc.msg} at {exc.pos}") from None
+    except ValueError as exc:  # NaN / Infinity
+        raise InvalidEvent("not_json", f"value is not JSON: {exc}") from None
+    except RecursionError:  # 16 KiB of "[" nests deeper than the interpreter allows
+        raise InvalidEvent("not_json", "value is not JSON: nested too deeply") from None
+    if type(doc) is not dict:
+        raise InvalidEvent("not_object", f"value is a JSON {type_name(doc)}, not an object")
+    get = doc.get
+
+    event_type = get("type", _MISSING)
+    if event_type is _MISSING:
+        raise _missing("type")
+    if type(event_type) is not str:
+        raise InvalidEvent(
+            "wrong_type", f"type must be a string, got {type_name(event_type)}", "type"
+        )
+    if event_type != EVENT_TYPE:
+        return SkippedEvent(event_type)
+
+    version = get("schema_version", _MISSING)
+    if version is _MISSING:
+        raise _missing("schema_version")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        check_schema_version(version)
+
+    event_id = get("event_id", _MISSING)
+    if event_id is _MISSING:
+        raise _missing("event_id")
+    check_id("event_id", event_id)
+
+    org_id = get("org_id", _MISSING)
+    if org_id is _MISSING:
+        raise _missing("org_id")
+    check_org_id(org_id)
+
+    record_id = get("record_id", _MISSING)
+    if record_id is _MISSING:
+        raise _missing("record_id")
+    check_id("record_id", record_id)
+
+    occurred_at = get("occurred_at", _MISSING)
+    if occurred_at is _MISSING:
+        raise _missing("occurred_at")
+    if type(occurred_at) is not str:
+        raise InvalidEvent(
+            "wrong_type",
+            f"occurred_at must be a string, got {type_name(occurred_at)}",
+            "occurred_at",
+        )
+    try:
+        moment, second = parse_instant(occurred_at, "occurred_at")
+    except ValueError as exc:
+        raise InvalidEvent("bad_occurred_at", str(exc), "occurred_at") from None
+
+    if key is not None and key != org_id.encode():
+        raise InvalidEvent(
+            "key_mismatch", f"message key {bytes(key)[:140]!r} is not the org_id {org_id!r}"
+        )
+    return trusted_record_created(event_id, org_id, record_id, moment, second)
+
+
+def encode(event: RecordCreated) -> tuple[bytes, bytes]:
+    """Encode an event as (key, value): the org_id in UTF-8 and compact UTF-8 JSON."""
+    value = _ENCODER.encode(
+        {
+            "schema_version": event.schema_version,
+            "event_id": event.event_id,
+            "type": EVENT_TYPE,
+            "org_id": event.org_id,
+            "record_id": event.record_id,
+            "occurred_at": format_rfc3339(event.occurred_at),
+        }
+    )
+    return event.org_id.encode(), value.encode()
