@@ -1,0 +1,68 @@
+"""What every benchmark needs: real services, fresh names, and a table printer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import uuid
+from dataclasses import replace
+
+import redis
+
+from events.settings import Settings
+from events.topics import delete_topics, ensure_topics
+
+
+def bench_settings(name: str, partitions: int = 6) -> Settings:
+    """Settings on the real services (env, else the local stack) with a fresh topic/prefix."""
+    env = Settings.from_env()
+    if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("REDIS_URL")):
+        from scripts import stack
+
+        info = stack.ensure_started()
+        env = replace(
+            env,
+            kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            or info.kafka_bootstrap_servers,
+            redis_url=os.environ.get("REDIS_URL") or info.redis_url,
+        )
+    tag = f"{name}-{uuid.uuid4().hex[:8]}"
+    settings = replace(
+        env,
+        record_events_topic=f"bench-{tag}",
+        redis_key_prefix=f"b{tag}",
+        projector_group_id=f"bench-{tag}",
+        projector_instance_id=f"bench-{tag}",
+        projector_metrics_port=0,
+    )
+    ensure_topics(settings.kafka_bootstrap_servers, settings.record_events_topic, partitions)
+    return settings
+
+
+def cleanup(settings: Settings) -> None:
+    """Remove the benchmark's topics and Redis keys."""
+    delete_topics(
+        settings.kafka_bootstrap_servers, [settings.record_events_topic, settings.dlq_topic]
+    )
+    client = redis.Redis.from_url(settings.redis_url)
+    batch = []
+    for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+    client.close()
+
+
+def machine() -> str:
+    """One line about where the figures were taken."""
+    return f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()}"
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A Markdown table, ready for docs/benchmarks.md."""
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)

@@ -1,0 +1,132 @@
+"""Real processes for tests, drills and benchmarks: start by pid, wait on observable state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from events.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_until(
+    check: Callable[[], T], timeout: float, message: str = "condition", interval: float = 0.05
+) -> T:
+    """Poll `check` until it returns a truthy value; fail with `message` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # a failing probe means "not yet"
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {message}{detail}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Proc:
+    """A child process of ours, its output in a log file, stopped by its pid."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}-{int(time.time() * 1000)}.log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as out:
+            self.popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the process group (gunicorn's workers included)."""
+        if self.alive():
+            os.killpg(self.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait; SIGKILL if it will not go. Returns the exit code."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.popen.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, as a crash would."""
+        self.signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def output(self) -> str:
+        """What the process printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def child_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The process environment with `settings` on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(settings.to_env())
+    env.update(extra)
+    return env
+
+
+def log_dir() -> Path:
+    """Where child-process logs go (kept after a failed test, for reading)."""
+    return Path(os.environ.get("PRC_LOG_DIR", tempfile.gettempdir())) / "prc-test-logs"
+
+
+def start_projector(settings: Settings, **extra: str) -> Proc:
+    """`python -m projector` with these settings."""
+    return Proc(
+        "projector", [sys.executable, "-m", "projector"], child_env(settings, **extra), log_dir()
+    )
+
+
+def start_api(settings: Settings, timeout: float = 30.0, **extra: str) -> Proc:
+    """`python -m api` (gunicorn) with these settings, once /healthz answers."""
+    proc = Proc("api", [sys.executable, "-m", "api"], child_env(settings, **extra), log_dir())
+    url = f"http://127.0.0.1:{settings.port}/healthz"
+
+    def healthy() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"api exited: {proc.output()[-2000:]}")
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+
+    wait_until(healthy, timeout, "the API's /healthz")
+    return proc
