@@ -21,6 +21,8 @@ run: venv
 
 ## Start what the tests need, run the whole suite, stop what was started.
 test: venv
+	$(PY) -m scripts.stack test-deps
+	$(VENV)/bin/ruff check .
 	$(PY) -m scripts.stack run -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

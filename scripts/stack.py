@@ -149,27 +149,34 @@ def _wait(what: str, check, timeout: float, logfile: Path, proc: subprocess.Pope
 # -- Redis -------------------------------------------------------------------------------
 
 
-def _redis_binary() -> str:
-    found = shutil.which("redis-server")
+def apt_install(binary: str, package: str) -> str:
+    """The path of `binary`, installing Debian's `package` first when it is missing."""
+    found = shutil.which(binary)
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise StackError(
-            "redis-server is not installed; install Debian's package (apt-get install "
-            "redis-server) or set REDIS_URL to a Redis you run"
+            f"{binary} is not installed; install Debian's package (apt-get install {package})"
         )
-    log("installing redis-server with apt-get")
+    log(f"installing {package} with apt-get")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
         check=True,
         env=env,
     )
-    found = shutil.which("redis-server")
+    found = shutil.which(binary)
     if not found:
-        raise StackError("apt-get installed redis-server but it is not on PATH")
+        raise StackError(f"apt-get installed {package} but {binary} is not on PATH")
     return found
+
+
+def _redis_binary() -> str:
+    try:
+        return apt_install("redis-server", "redis-server")
+    except StackError as error:
+        raise StackError(f"{error}, or set REDIS_URL to a Redis you run") from None
 
 
 def start_redis() -> bool:
@@ -400,7 +407,7 @@ def _run_child(cmd: list[str], env: dict[str, str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m scripts.stack", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "run"])
+    parser.add_argument("command", choices=["start", "stop", "status", "run", "test-deps"])
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command == "start":
@@ -408,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         print(info())
     elif args.command == "stop":
         stop()
+    elif args.command == "test-deps":
+        # The browser test drives Debian's Chromium (no browser download is possible here).
+        apt_install("chromium", "chromium")
     elif args.command == "status":
         for name, pid in status().items():
             print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
