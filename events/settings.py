@@ -53,6 +53,8 @@ class Settings:
     sse_max_streams: int = 1000
     sse_keepalive_seconds: int = 15
     web_concurrency: int = 2
+    # Set by api/gunicorn_conf.py for its workers: prometheus_client's multiprocess mode.
+    prometheus_multiproc_dir: str | None = None
 
     @property
     def dlq_topic(self) -> str:

@@ -1,0 +1,93 @@
+"""The Period Record Count API: a Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from api import errors, metrics, middleware, ops, views
+from api.openapi import Api
+from api.service import EXTENSION, Components, CountService
+from api.snapshots import SnapshotStore
+from events.logs import configure_logging
+from events.settings import Settings
+from projector.store import CounterStore
+
+# A Redis outage must turn into a quick 503, not a request hanging on reconnect backoff.
+REDIS_TIMEOUT_SECONDS = 2.0
+REDIS_HEALTH_CHECK_SECONDS = 30
+
+
+def create_app(
+    settings: Settings | None = None, *, redis_client: redis.Redis | None = None
+) -> Flask:
+    """Build the API app from `settings` (default: the environment)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Period Record Count Service",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the contract's key order
+    register_logging(settings)
+    register_extensions(app, settings, redis_client)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    return app
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A Redis client that fails fast (2 s), so an outage is a quick 503."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
+        # A connection the server dropped is retried once, at once; a timeout is not retried.
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+    )
+
+
+def register_logging(settings: Settings) -> None:
+    """JSON log lines, unless the host process (gunicorn's config, pytest) already set up logs."""
+    if not logging.getLogger().handlers:
+        configure_logging(settings.log_level)
+
+
+def register_extensions(app: Flask, settings: Settings, redis_client: redis.Redis | None) -> None:
+    """One Redis client, the stores and the service for this app; the OpenAPI machinery."""
+    client = redis_client if redis_client is not None else connect_redis(settings.redis_url)
+    counters = CounterStore(
+        client,
+        settings.redis_key_prefix,
+        settings.record_events_topic,
+        settings.dedup_window_seconds,
+    )
+    snapshots = SnapshotStore(client, settings.redis_key_prefix)
+    service = CountService(counters, snapshots, settings.count_grace_seconds)
+    app.extensions[EXTENSION] = Components(settings, client, counters, snapshots, service)
+    app.extensions["rest-api"] = Api(app)
+    # Timing first: a request the guard turns away is still measured.
+    metrics.init_app(app)
+    middleware.init_app(app, settings)
+
+
+def register_blueprints(app: Flask) -> None:
+    """The resource and operational endpoints, documented in the OpenAPI doc."""
+    api: Api = app.extensions["rest-api"]
+    api.register_blueprint(views.blp)
+    api.register_blueprint(ops.blp)
+    # The live stream (GET {BASE_PATH}/stream) registers here too: it is a static path, so it
+    # wins over `/<snapshot_id>` whatever the order; keep it out of the doc if it is not JSON.
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Every error, from routing to Redis outages, as problem+json."""
+    errors.init_app(app)

@@ -1,0 +1,68 @@
+"""Gunicorn settings for the API (`python -m api` loads this file by path).
+
+gevent workers (server-sent events hold a connection each), JSON logs, and prometheus_client's
+multiprocess mode so /metrics sums every worker. Loaded in the master only: keep it free of
+Flask, redis and prometheus_client imports, which would pull in ssl before gevent patches it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from events.settings import Settings
+
+_settings = Settings.from_env()
+
+bind = f"0.0.0.0:{_settings.port}"
+workers = _settings.web_concurrency
+worker_class = "gevent"
+worker_connections = 1000
+timeout = 30
+# SIGTERM: stop accepting, let requests finish for this long, then stop the workers.
+graceful_timeout = 10
+keepalive = 5
+accesslog = None  # the app logs one JSON line per request (logger "api.access")
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "events.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": _settings.log_level, "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": _settings.log_level, "handlers": [], "propagate": True},
+        # Access lines come from the app (logger "api.access"), structured.
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+    },
+}
+
+# One metrics folder per server run, made here and removed on exit, unless one was given.
+_metrics_dir = _settings.prometheus_multiproc_dir
+_owns_metrics_dir = _metrics_dir is None
+if _metrics_dir is None:
+    _metrics_dir = tempfile.mkdtemp(prefix="prc-api-metrics-")
+# prometheus_client reads this variable itself, in each worker, when it is imported.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live-gauge files (prometheus_client's mark_process_dead)."""
+    for path in glob.glob(os.path.join(_metrics_dir, f"gauge_live*_{worker.pid}.db")):
+        os.remove(path)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics folder this config made."""
+    if _owns_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -1,0 +1,54 @@
+"""Operational endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from flask import Response
+from flask.views import MethodView
+
+from api import metrics
+from api.openapi import Blueprint
+from api.schemas import HealthSchema, ReadySchema
+from api.service import current_components, current_service
+
+blp = Blueprint("operations", __name__, description="Health, readiness and metrics.")
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    """Liveness."""
+
+    @blp.response(200, HealthSchema)
+    def get(self) -> dict[str, str]:
+        """The process answers; touches nothing else."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    """Readiness."""
+
+    @blp.response(200, ReadySchema)
+    @blp.errors(503)
+    def get(self) -> dict[str, object]:
+        """Redis answers; reports how far the projection has got; 503 without Redis."""
+        ready = current_service().readiness()
+        return {
+            "status": "ready",
+            "caught_up_at": ready.caught_up_at,
+            "lag_seconds": ready.lag_seconds,
+        }
+
+
+@blp.route("/metrics")
+class Metrics(MethodView):
+    """Prometheus metrics."""
+
+    @blp.response(
+        200,
+        {"type": "string"},
+        content_type="text/plain",
+        description="Prometheus text exposition format.",
+    )
+    def get(self) -> Response:
+        """Request latency by route and status, in Prometheus text format."""
+        return metrics.exposition(current_components().settings.prometheus_multiproc_dir)

@@ -1,0 +1,135 @@
+"""What the views call: counts from the projection, snapshots kept of them, readiness."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+from api.schemas import valid_snapshot_id
+from api.snapshots import RangeTaken, Snapshot, SnapshotPage, SnapshotStore
+
+if TYPE_CHECKING:
+    import redis
+
+    from events.settings import Settings
+    from projector.store import CounterStore
+
+EXTENSION = "period-record-counts"
+
+
+class ServiceError(Exception):
+    """Base of the API's domain errors; api/errors.py maps each to its HTTP status."""
+
+
+class SnapshotNotFound(ServiceError):
+    """No snapshot has this id (404)."""
+
+
+class RangeConflict(ServiceError):
+    """Another snapshot already holds this (org, range) (409)."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How far the projection has got: `caught_up_at` epoch seconds, lag behind now."""
+
+    caught_up_at: int | None
+    lag_seconds: float | None
+
+
+def new_snapshot_id() -> str:
+    """A fresh, unguessable snapshot id."""
+    return f"count-snapshot-{uuid.uuid4().hex}"
+
+
+class CountService:
+    """Counts an org's records over a range and keeps snapshots of those counts."""
+
+    def __init__(
+        self,
+        counters: CounterStore,
+        snapshots: SnapshotStore,
+        grace_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._counters = counters
+        self._snapshots = snapshots
+        self._grace = grace_seconds
+        self._clock = clock
+
+    def _count(self, org_id: str, start: int, end: int) -> tuple[int, bool, float]:
+        """(count, is_complete, when) for [start, end]; complete once end + grace is caught up."""
+        count, caught_up_at = self._counters.count_and_caught_up(org_id, start, end)
+        complete = caught_up_at is not None and end + self._grace <= caught_up_at
+        return count, complete, self._clock()
+
+    def count(self, org_id: str, start: int, end: int) -> tuple[Snapshot, bool]:
+        """Count now and create or refresh the (org, range) snapshot; True when created."""
+        count, complete, now = self._count(org_id, start, end)
+        return self._snapshots.upsert(org_id, start, end, count, complete, now, new_snapshot_id())
+
+    def get(self, snapshot_id: str) -> Snapshot:
+        """The snapshot; raises SnapshotNotFound (404)."""
+        snapshot = self._snapshots.get(snapshot_id) if valid_snapshot_id(snapshot_id) else None
+        if snapshot is None:
+            raise SnapshotNotFound(f"There is no snapshot {snapshot_id!r}.")
+        return snapshot
+
+    def recount(self, snapshot_id: str, start: int, end: int) -> Snapshot:
+        """Recount the snapshot's org over a new range; raises SnapshotNotFound, RangeConflict."""
+        org_id = self.get(snapshot_id).org_id
+        count, complete, now = self._count(org_id, start, end)
+        try:
+            snapshot = self._snapshots.replace(snapshot_id, start, end, count, complete, now)
+        except RangeTaken as taken:
+            raise RangeConflict(
+                f"Snapshot {taken.holder!r} already holds this range for org {org_id!r}."
+            ) from taken
+        if snapshot is None:
+            raise SnapshotNotFound(f"There is no snapshot {snapshot_id!r}.")
+        return snapshot
+
+    def delete(self, snapshot_id: str) -> None:
+        """Delete the snapshot; raises SnapshotNotFound (404)."""
+        if not (valid_snapshot_id(snapshot_id) and self._snapshots.delete(snapshot_id)):
+            raise SnapshotNotFound(f"There is no snapshot {snapshot_id!r}.")
+
+    def list_snapshots(
+        self, page: int, limit: int, org_id: str | None, is_complete: bool | None
+    ) -> SnapshotPage:
+        """One page of snapshots, newest first, with the filter's true total."""
+        return self._snapshots.page((page - 1) * limit, limit, org_id, is_complete)
+
+    def readiness(self) -> Readiness:
+        """Projection progress; raises redis errors when Redis does not answer (503)."""
+        caught_up_at = self._counters.caught_up_at()
+        if caught_up_at is None:
+            return Readiness(None, None)
+        return Readiness(int(caught_up_at), max(0.0, round(self._clock() - caught_up_at, 3)))
+
+
+@dataclass(frozen=True)
+class Components:
+    """What one app holds (in `app.extensions[EXTENSION]`): for views and the stream."""
+
+    settings: Settings
+    redis: redis.Redis
+    counters: CounterStore
+    snapshots: SnapshotStore
+    service: CountService
+
+
+def current_components() -> Components:
+    """The components of the app handling this request."""
+    components: Components = current_app.extensions[EXTENSION]
+    return components
+
+
+def current_service() -> CountService:
+    """The service of the app handling this request."""
+    return current_components().service
