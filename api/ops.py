@@ -18,6 +18,7 @@ class Health(MethodView):
     """Liveness."""
 
     @blp.response(200, HealthSchema)
+    @blp.doc(operationId="health")
     def get(self) -> dict[str, str]:
         """The process answers; touches nothing else."""
         return {"status": "ok"}
@@ -29,6 +30,7 @@ class Ready(MethodView):
 
     @blp.response(200, ReadySchema)
     @blp.errors(503)
+    @blp.doc(operationId="readiness")
     def get(self) -> dict[str, object]:
         """Redis answers; reports how far the projection has got; 503 without Redis."""
         ready = current_service().readiness()
@@ -49,6 +51,7 @@ class Metrics(MethodView):
         content_type="text/plain",
         description="Prometheus text exposition format.",
     )
+    @blp.doc(operationId="metrics")
     def get(self) -> Response:
         """Request latency by route and status, in Prometheus text format."""
         return metrics.exposition(current_components().settings.prometheus_multiproc_dir)

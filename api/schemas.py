@@ -53,11 +53,14 @@ class FullMatch(validate.Regexp):
         return value
 
 
-def org_id_field(**kwargs: Any) -> fields.String:
+def org_id_field(pattern: str = ORG_ID_PATTERN, note: str = "", **kwargs: Any) -> fields.String:
     """An org id: the event contract's pattern, documented and enforced."""
     return fields.String(
-        validate=FullMatch(ORG_ID_PATTERN, error=f"org_id must be {ORG_ID_RULE}."),
-        metadata={"example": "org-bufdir-42", "description": f"Organisation id: {ORG_ID_RULE}."},
+        validate=FullMatch(pattern, error=f"org_id must be {ORG_ID_RULE}."),
+        metadata={
+            "example": "org-bufdir-42",
+            "description": f"Organisation id: {ORG_ID_RULE}.{note}",
+        },
         **kwargs,
     )
 
@@ -85,11 +88,22 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+BOUND = (
+    "RFC 3339 with an offset, within 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z, truncated to "
+    "the whole second; inclusive."
+)
+
+
 class RangeSchema(StrictSchema):
     """An inclusive time range; bounds are truncated to the whole UTC second."""
 
-    start = Instant(required=True, metadata={"example": "2026-01-01T00:00:00Z"})
-    end = Instant(required=True, metadata={"example": "2026-03-31T23:59:59Z"})
+    start = Instant(
+        required=True, metadata={"example": "2026-01-01T00:00:00Z", "description": BOUND}
+    )
+    end = Instant(
+        required=True,
+        metadata={"example": "2026-03-31T23:59:59Z", "description": BOUND + " Not before start."},
+    )
 
     @validates_schema
     def _start_not_after_end(self, data: dict[str, int], **kwargs: Any) -> None:
@@ -121,8 +135,15 @@ class ListQuerySchema(Schema):
         validate=validate.Range(min=1, max=MAX_LIMIT),
         metadata={"example": DEFAULT_LIMIT},
     )
-    org_id = org_id_field()
-    is_complete = fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"})
+    # Empty is documented as allowed: `?org_id=` is the contract's "no filter".
+    org_id = org_id_field(
+        pattern=r"^(?:|" + ORG_ID_PATTERN[1:-1] + r")$", note=" Empty or absent: every org."
+    )
+    is_complete = fields.Boolean(
+        truthy={"true", "1"},
+        falsy={"false", "0"},
+        metadata={"description": "Only snapshots with this stored is_complete; empty: both."},
+    )
 
     @pre_load
     def _drop_empty(self, data: Any, **kwargs: Any) -> dict[str, Any]:

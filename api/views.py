@@ -36,6 +36,7 @@ class Collection(MethodView):
     @blp.arguments(ListQuerySchema, location="query", error_status_code=400)
     @blp.response(200, SnapshotPageSchema)
     @blp.errors(503)
+    @blp.doc(operationId="listCountSnapshots")
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List snapshots, newest snapshot_at first; 400 on a bad query, 503 without Redis."""
         page = current_service().list_snapshots(
@@ -54,7 +55,7 @@ class Collection(MethodView):
         200, schema=CountResultSchema, description="Counted; snapshot refreshed.", success=True
     )
     @blp.errors(400, 401, 413, 415, 503)
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(operationId="countRecords", security=OPTIONAL_BEARER)
     def post(self, body: dict[str, Any]) -> Any:
         """Count an org's records over a range now; 400/401/413/415/422, 503 without Redis."""
         window = body["range"]
@@ -70,6 +71,7 @@ class SnapshotItem(MethodView):
 
     @blp.response(200, SnapshotSchema)
     @blp.errors(404, 503)
+    @blp.doc(operationId="getCountSnapshot")
     def get(self, snapshot_id: str) -> Any:
         """The snapshot; 404 unknown id, 503 without Redis."""
         return current_service().get(snapshot_id)
@@ -77,7 +79,7 @@ class SnapshotItem(MethodView):
     @blp.arguments(UpdateRequestSchema)
     @blp.response(200, SnapshotSchema)
     @blp.errors(400, 401, 404, 409, 413, 415, 503)
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(operationId="refreshCountSnapshot", security=OPTIONAL_BEARER)
     def put(self, body: dict[str, Any], snapshot_id: str) -> Any:
         """Recount the snapshot's org over a new range; 404, 409 range taken, 422, 503."""
         window = body["range"]
@@ -85,7 +87,7 @@ class SnapshotItem(MethodView):
 
     @blp.response(200, DeletedSchema)
     @blp.errors(401, 404, 503)
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(operationId="deleteCountSnapshot", security=OPTIONAL_BEARER)
     def delete(self, snapshot_id: str) -> dict[str, Any]:
         """Delete the snapshot; 401, 404 unknown id, 503 without Redis."""
         current_service().delete(snapshot_id)

@@ -65,7 +65,7 @@ def live_app(settings: Settings, redis_client: redis.Redis) -> Iterator[Flask]:
 
 @schema.parametrize()
 @settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
