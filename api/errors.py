@@ -97,7 +97,8 @@ def handle_error(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _http_problem(exc)
     if isinstance(exc, ServiceError):
-        return problem(_SERVICE_STATUS[type(exc)], str(exc))
+        status = next((code for cls, code in _SERVICE_STATUS.items() if isinstance(exc, cls)), 500)
+        return problem(status, str(exc))
     if isinstance(exc, REDIS_UNAVAILABLE):
         log.warning("redis unavailable: %s", exc, extra={"error": type(exc).__name__})
         return problem(

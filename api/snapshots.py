@@ -224,4 +224,6 @@ class SnapshotStore:
         """Snapshots [offset, offset + limit) newest first, filtered, with the filter's total."""
         complete = "" if is_complete is None else str(int(is_complete))
         reply = self._page(args=[self._prefix, org_id or "", complete, offset, limit])
-        return SnapshotPage([_snapshot(_pairs(flat)) for flat in reply[1:]], int(reply[0]))
+        # A listed id always has its hash (scripts change both together); skip one if not.
+        items = [_snapshot(_pairs(flat)) for flat in reply[1:] if flat]
+        return SnapshotPage(items, int(reply[0]))
