@@ -9,7 +9,7 @@ from flask import Flask
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api import errors, metrics, middleware, ops, views
+from api import errors, metrics, middleware, ops, stream, views
 from api.openapi import Api
 from api.service import EXTENSION, Components, CountService
 from api.snapshots import SnapshotStore
@@ -84,8 +84,9 @@ def register_blueprints(app: Flask) -> None:
     api: Api = app.extensions["rest-api"]
     api.register_blueprint(views.blp)
     api.register_blueprint(ops.blp)
-    # The live stream (GET {BASE_PATH}/stream) registers here too: it is a static path, so it
-    # wins over `/<snapshot_id>` whatever the order; keep it out of the doc if it is not JSON.
+    # The live stream (GET {BASE_PATH}/stream; a static path, so it wins over `/<snapshot_id>`)
+    # and the page at `/`.
+    stream.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -20,7 +20,8 @@ _settings = Settings.from_env()
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
 worker_class = "gevent"
-worker_connections = 1000
+# Every open stream holds a connection: room for SSE_MAX_STREAMS of them plus the REST calls.
+worker_connections = _settings.sse_max_streams + 200
 timeout = 30
 # SIGTERM: stop accepting, let requests finish for this long, then stop the workers.
 graceful_timeout = 10

@@ -1,0 +1,123 @@
+"""Live streams against the real API (gunicorn, gevent) and the real projector process."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+
+import redis
+import requests
+
+from api.middleware import BASE_PATH
+from events.settings import Settings
+from scripts.harness import free_port, start_projector
+from tests.integration.test_stream_support import (
+    Block,
+    SseStream,
+    api_running,
+    produce,
+    stream_path,
+)
+
+UTC_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+GRACE = 2
+
+
+def _check_events(events: list[Block], org_id: str) -> None:
+    """Contract shape, strictly increasing ids, counts never falling, at most ~10 events/s."""
+    ids = [int(e.id or "0") for e in events]
+    assert ids == sorted(set(ids)), ids
+    counts = [e.json()["record_count"] for e in events]
+    assert counts == sorted(counts), counts  # type: ignore[type-var]
+    for event in events:
+        data = event.json()
+        assert list(data) == ["org_id", "record_count", "is_complete", "timestamp"]
+        assert data["org_id"] == org_id
+        assert UTC_SECOND.fullmatch(str(data["timestamp"]))
+    times = [e.received for e in events]
+    for i in range(len(times)):
+        within_a_second = [t for t in times[i:] if t - times[i] < 1.0]
+        assert len(within_a_second) <= 11, times
+
+
+def test_stream_rises_to_the_exact_count_then_completes(
+    settings: Settings, topics: str, redis_client: redis.Redis
+) -> None:
+    settings = replace(settings, port=free_port(), count_grace_seconds=GRACE)
+    now = int(time.time())
+    start, end = now - 3600, now + 3  # ends in 3 s; complete once end + 2 s is caught up
+    org = "org-live-1"
+    with api_running(settings):
+        stream = SseStream(settings.port, stream_path(org, start, end))
+        assert stream.status == 200
+        assert stream.headers["content-type"] == "text/event-stream"
+        assert stream.headers["cache-control"] == "no-cache"
+        assert stream.headers["x-accel-buffering"] == "no"
+        blocks = stream.blocks()
+        opening = next(blocks)
+        assert opening.retry == "3000"
+        first = opening if opening.data is not None else next(blocks)
+        assert first.json() == {
+            "org_id": org,
+            "record_count": 0,
+            "is_complete": False,
+            "timestamp": first.json()["timestamp"],
+        }
+        projector = start_projector(settings)
+        try:
+            # In range (four bursts), out of range, and another org: only the first count.
+            for burst in range(4):
+                produce(settings, org, [start + burst * 60 + i for i in range(10)])
+            produce(settings, org, [start - 1, end + 1])
+            produce(settings, "org-live-other", [start + 5] * 5)
+            rising = stream.read_until(lambda d: d["record_count"] == 40, timeout=90)
+            assert rising[-1].json()["is_complete"] is False or time.time() > end + GRACE
+            # No more events are produced: is_complete flips by itself, the count stays exact.
+            closing = stream.read_until(lambda d: d["is_complete"] is True, timeout=60)
+            assert all(e.json()["record_count"] == 40 for e in closing)
+            _check_events([first, *rising, *closing], org)
+        finally:
+            stream.close()
+            projector.stop()
+
+
+def test_reconnect_with_last_event_id_gets_the_count_at_once(
+    settings: Settings, topics: str
+) -> None:
+    settings = replace(settings, port=free_port(), sse_keepalive_seconds=1)
+    path = stream_path("org-reconnect", 0, 10**9)
+    with api_running(settings, WEB_CONCURRENCY="2"):
+        stream = SseStream(settings.port, path)
+        first = next(stream.events())
+        assert stream.status == 200
+        stream.close()
+        # A reconnect (maybe to the other worker) gets the count at once, with a higher id.
+        started = time.monotonic()
+        again = SseStream(settings.port, path, last_event_id=first.id)
+        event = next(again.events())
+        assert time.monotonic() - started < 1.0
+        assert int(event.id or "0") > int(first.id or "0")
+        assert event.json()["record_count"] == 0
+        # The keep-alive comment comes when nothing else is sent.
+        comments = next(b for b in again.blocks() if b.comments)
+        assert comments.comments == ["keep-alive"]
+        again.close()
+
+
+def test_stream_by_snapshot_id_and_doubled_path(settings: Settings, topics: str) -> None:
+    settings = replace(settings, port=free_port())
+    body = {
+        "org_id": "org-snap",
+        "range": {"start": "2026-01-01T01:00:00+01:00", "end": "2026-01-31T23:59:59Z"},
+    }
+    with api_running(settings):
+        created = requests.post(
+            f"http://127.0.0.1:{settings.port}{BASE_PATH}", json=body, timeout=5
+        )
+        assert created.status_code == 201, created.text
+        snapshot_id = created.json()["id"]
+        stream = SseStream(settings.port, f"{BASE_PATH}{BASE_PATH}/stream?id={snapshot_id}")
+        assert stream.status == 200
+        assert next(stream.events()).json()["org_id"] == "org-snap"
+        stream.close()
