@@ -176,8 +176,15 @@ def peer_closed(sock: Any) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        # poll, not select: a worker holding 1,000 streams has descriptors past select's 1024.
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        ready = poller.poll(0)
+        if not ready:
+            return False
+        if ready[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            return True
+        return sock.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
 
@@ -221,7 +228,8 @@ class EventStream:
                 if pending:
                     timeout = min(timeout, RECOUNT_RETRY_SECONDS)
                 woken = subscriber.wait(max(timeout, 0.0))
-                if peer_closed(self._sock):
+                # An idle stream looks for a client that left; a woken one finds out by writing.
+                if not woken and peer_closed(self._sock):
                     return
                 if woken or pending:
                     gap = MIN_EVENT_GAP - (time.monotonic() - last_event)

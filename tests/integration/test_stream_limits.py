@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -171,3 +172,28 @@ def test_open_stream_survives_an_outage_and_catches_up(settings: Settings, topic
             stream.close()
     finally:
         relay.cut()
+
+
+def test_a_worker_past_1024_descriptors_keeps_every_stream(settings: Settings, topics: str) -> None:
+    """Idle streams check their client socket; past fd 1024 that must not end them."""
+    n = 1100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4 * n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * n), hard))
+    settings = replace(settings, port=free_port(), sse_keepalive_seconds=1, sse_max_streams=n)
+    org = "org-many"
+    path = stream_path(org, 0, 10**10)
+    with api_running(settings, WEB_CONCURRENCY="1"), running_projector(settings):
+        streams = []
+        try:
+            for _ in range(n):
+                streams.append(SseStream(settings.port, path))
+                next(streams[-1].events())
+            time.sleep(3)  # several idle checks of every stream
+            assert open_streams(settings.port) == n
+            produce(settings, org, [1_700_000_000])
+            for stream in streams:
+                assert stream.read_until(lambda d: d["record_count"] == 1, timeout=30)
+        finally:
+            for stream in streams:
+                stream.close()
