@@ -1,4 +1,10 @@
-"""`GET /stream`: live counts as server-sent events, and the page at `/` that watches them."""
+"""`GET /stream`: live counts as server-sent events, and the page at `/` that watches them.
+
+While Redis is away, open streams stay open (keep-alive comments go on) and send the current
+count once the subscription is back; new streams get 503 + Retry-After meanwhile. A stream
+ends when its client goes (a failed write, or EOF seen on the socket while idle) or its
+worker stops; EventSource then reconnects after `retry`, with Last-Event-ID.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +58,8 @@ STREAM_DOC = (
     "Server-sent events. `retry: 3000` first, then at once an event with the current count, "
     "then one each time the count or is_complete changes (at most ~10/s), each with a "
     "monotonic `id:` and `data: {org_id, record_count, is_complete, timestamp}`; a "
-    "`: keep-alive` comment after 15 s without events."
+    "`: keep-alive` comment after 15 s without events. While Redis is away an open stream "
+    "stays open and catches up when it is back."
 )
 
 blp = Blueprint(
