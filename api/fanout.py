@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -34,6 +35,13 @@ DEAD_SECONDS = 15.0  # ... and with none for this long, call the connection dead
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 log = logging.getLogger(__name__)
+_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """End every stream of this process (its worker is stopping): clients reconnect elsewhere."""
+    for hub in list(_HUBS):
+        hub.close_streams()
 
 
 class FanoutError(Exception):
@@ -143,12 +151,19 @@ class Hub:
         self._open = 0
         self._live = threading.Event()
         self._stopping = threading.Event()
+        self._closing = False
         self._thread: threading.Thread | None = None
+        _HUBS.add(self)
 
     @property
     def open_streams(self) -> int:
         """Streams registered in this process now."""
         return self._open
+
+    @property
+    def closing(self) -> bool:
+        """Whether streams should end now (the worker is stopping)."""
+        return self._closing
 
     @property
     def live(self) -> bool:
@@ -157,6 +172,8 @@ class Hub:
 
     def open(self, org_id: str, start: int, end: int) -> Subscriber:
         """Register a stream; raises TooManyStreams, or Unavailable while Redis is away."""
+        if self._closing:
+            raise Unavailable("this worker is stopping")
         with self._lock:
             if self._open >= self._max:
                 raise TooManyStreams(f"this worker already serves {self._max} streams")
@@ -194,6 +211,13 @@ class Hub:
                 if not org_watches:
                     del self._by_org[watch.org_id]
         OPEN_STREAMS.dec()
+
+    def close_streams(self) -> None:
+        """Ask every stream to end, and refuse new ones."""
+        self._closing = True
+        with self._lock:
+            watches = list(self._watches.values())
+        self._wake(watches)
 
     def stop(self) -> None:
         """Stop listening (tests, shutdown); streams stay registered."""

@@ -57,6 +57,20 @@ if _metrics_dir is None:
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
+def post_worker_init(worker: Any) -> None:
+    """End the worker's live streams as soon as it is told to stop, not at graceful_timeout."""
+    import gevent  # the worker is patched by now: these imports are safe here
+
+    from api import fanout
+
+    def close_streams_on_exit() -> None:
+        while worker.alive:
+            gevent.sleep(0.5)
+        fanout.close_all()
+
+    gevent.spawn(close_streams_on_exit)
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live-gauge files (prometheus_client's mark_process_dead)."""
     for path in glob.glob(os.path.join(_metrics_dir, f"gauge_live*_{worker.pid}.db")):

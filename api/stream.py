@@ -8,6 +8,7 @@ worker stops; EventSource then reconnects after `retry`, with Last-Event-ID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -235,6 +236,13 @@ class EventStream:
                 if pending:
                     timeout = min(timeout, RECOUNT_RETRY_SECONDS)
                 woken = subscriber.wait(max(timeout, 0.0))
+                if hub.closing:
+                    # The worker is stopping: end the response and the connection, so it need
+                    # not wait out the keep-alive for a next request; the client reconnects.
+                    if self._sock is not None:
+                        with contextlib.suppress(OSError):
+                            self._sock.shutdown(socket.SHUT_RD)
+                    return
                 # An idle stream looks for a client that left; a woken one finds out by writing.
                 if not woken and peer_closed(self._sock):
                     return

@@ -121,3 +121,19 @@ def test_stream_by_snapshot_id_and_doubled_path(settings: Settings, topics: str)
         assert stream.status == 200
         assert next(stream.events()).json()["org_id"] == "org-snap"
         stream.close()
+
+
+def test_stopping_the_api_ends_open_streams_at_once(settings: Settings) -> None:
+    """SIGTERM: streams end (EventSource reconnects elsewhere) instead of holding the worker
+    for gunicorn's graceful_timeout (10 s)."""
+    settings = replace(settings, port=free_port())
+    with api_running(settings) as api:
+        streams = [SseStream(settings.port, stream_path("org-stop", 0, 10)) for _ in range(5)]
+        for stream in streams:
+            next(stream.events())
+        started = time.monotonic()
+        assert api.stop() == 0
+        assert time.monotonic() - started < 5
+        for stream in streams:
+            assert list(stream.blocks()) == []  # the response ended cleanly
+            stream.close()
