@@ -1,0 +1,201 @@
+"""Projector throughput against a bare consumer, and Redis memory per event.
+
+    .venv/bin/python -m bench.projector_throughput [--events 1000000] [--memory-orgs 1000]
+
+Part 1 pre-publishes `--events` events (5 % duplicates, 200 orgs, one year) with
+`events.produce`, then, over the same topic, times (a) a bare kafka-python consumer that
+only reads every record and (b) the real projector (`python -m projector`) from empty Redis
+to caught up. Both read with the same fetch settings; the ratio is projector / bare.
+
+Part 2 applies 1,000 orgs x 30 days x 100 events/org/day straight through the projector's
+store (the same Lua and key layout; Kafka would only add time) and reports Redis memory
+(`INFO memory`, and `MEMORY USAGE` summed per key kind) per event, counters and dedup apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+import uuid
+
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.common import bench_settings, cleanup, machine, table
+from events.produce import Plan, produce
+from events.settings import Settings
+from projector import keys
+from projector.store import CounterStore, Increment
+from scripts.harness import start_projector, wait_until
+
+DAY = 86400
+
+
+def log_ends(settings: Settings) -> dict[int, int]:
+    """End offset per partition of the topic."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        parts = consumer.partitions_for_topic(settings.record_events_topic) or set()
+        tps = [TopicPartition(settings.record_events_topic, p) for p in parts]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def bare_read(settings: Settings, total: int) -> float:
+    """Seconds for a consumer that does nothing but read every record."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        max_poll_records=settings.projector_max_batch,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=100,
+    )
+    parts = consumer.partitions_for_topic(settings.record_events_topic) or set()
+    consumer.assign([TopicPartition(settings.record_events_topic, p) for p in parts])
+    consumer.seek_to_beginning()
+    seen = 0
+    started = time.perf_counter()
+    while seen < total:
+        for records in consumer.poll(timeout_ms=500).values():
+            seen += len(records)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return elapsed
+
+
+def projector_run(settings: Settings, ends: dict[int, int]) -> float:
+    """Seconds for `python -m projector` from start to Redis positions at the log ends."""
+    client = redis.Redis.from_url(settings.redis_url)
+    store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
+    started = time.perf_counter()
+    proc = start_projector(settings)
+    try:
+        wait_until(
+            lambda: all(store.positions().get(p, 0) >= e for p, e in ends.items() if e),
+            1800,
+            "projector to catch up",
+            interval=0.05,
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        proc.stop()
+        client.close()
+    return elapsed
+
+
+def throughput(events: int) -> None:
+    """Part 1: projector vs bare consumer over the same pre-published topic."""
+    settings = bench_settings("throughput")
+    try:
+        now_ms = int(time.time() * 1000)
+        plan = Plan(
+            orgs=tuple(f"org-{i}" for i in range(200)),
+            count=events,
+            start_ms=now_ms - 365 * DAY * 1000,
+            end_ms=now_ms,
+            duplicate_ratio=0.05,
+            seed=1,
+        )
+        sent = produce(
+            plan, settings.kafka_bootstrap_servers, settings.record_events_topic, workers=2
+        )
+        ends = log_ends(settings)
+        total = sum(ends.values())
+        print(
+            f"published {sent.sent:,} events in {sent.elapsed_s:.1f}s "
+            f"({sent.sent / sent.elapsed_s:,.0f}/s); log ends total {total:,}"
+        )
+        bare = bare_read(settings, total)
+        proj = projector_run(settings, ends)
+        rows = [
+            [
+                "bare kafka-python consumer (read only)",
+                f"{bare:.1f}",
+                f"{total / bare:,.0f}",
+                "1.00",
+            ],
+            [
+                "projector (decode, dedup, Lua apply, positions)",
+                f"{proj:.1f}",
+                f"{total / proj:,.0f}",
+                f"{bare / proj:.2f}",
+            ],
+        ]
+        print(table(["reader", "seconds", "events/s", "ratio to bare"], rows))
+    finally:
+        cleanup(settings)
+
+
+def memory(orgs: int, days: int, per_day: int) -> None:
+    """Part 2: Redis bytes per event for counters and for the dedup window."""
+    settings = bench_settings("memory")
+    client = redis.Redis.from_url(settings.redis_url)
+    store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
+    rng = random.Random(3)
+    start = (int(time.time()) // DAY - days) * DAY
+    try:
+        before = client.info("memory")["used_memory"]
+        batch: list[Increment] = []
+        offset = 0
+        total = 0
+        for day in range(days):
+            for o in range(orgs):
+                org = f"org-{o:04d}"
+                for _ in range(per_day):
+                    second = start + day * DAY + rng.randrange(DAY)
+                    batch.append(Increment(org, uuid.uuid4().hex, second, o % 6, offset, second))
+                    offset += 1
+                if len(batch) >= 5000:
+                    store.apply(batch, {})
+                    total += len(batch)
+                    batch.clear()
+        if batch:
+            store.apply(batch, {})
+            total += len(batch)
+        after = client.info("memory")["used_memory"]
+        by_kind: dict[str, int] = {}
+        for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
+            kind = keys.kind_of(key.decode())
+            by_kind[kind] = by_kind.get(kind, 0) + (client.memory_usage(key, samples=0) or 0)
+        rows = [
+            [kind, f"{size:,}", f"{size / total:.1f}"] for kind, size in sorted(by_kind.items())
+        ]
+        rows.append(
+            [
+                "INFO used_memory delta (all)",
+                f"{after - before:,}",
+                f"{(after - before) / total:.1f}",
+            ]
+        )
+        print(f"{orgs} orgs x {days} days x {per_day} events/org/day = {total:,} events")
+        print(
+            f"hash-max-listpack-entries = "
+            f"{client.config_get('hash-max-listpack-entries')['hash-max-listpack-entries']}"
+        )
+        print(table(["key kind", "bytes", "bytes/event"], rows))
+    finally:
+        client.close()
+        cleanup(settings)
+
+
+def main() -> None:
+    """Run both parts and print their tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--memory-orgs", type=int, default=1000)
+    parser.add_argument("--memory-days", type=int, default=30)
+    parser.add_argument("--memory-per-day", type=int, default=100)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    print(f"# projector_throughput on {machine()}")
+    if not args.skip_throughput:
+        throughput(args.events)
+    if not args.skip_memory:
+        memory(args.memory_orgs, args.memory_days, args.memory_per_day)
+
+
+if __name__ == "__main__":
+    main()
