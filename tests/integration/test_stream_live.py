@@ -6,12 +6,12 @@ import re
 import time
 from dataclasses import replace
 
-import redis
 import requests
 
 from api.middleware import BASE_PATH
 from events.settings import Settings
 from scripts.harness import free_port, start_projector
+from tests.integration.projection import running_projector
 from tests.integration.test_stream_support import (
     Block,
     SseStream,
@@ -41,45 +41,69 @@ def _check_events(events: list[Block], org_id: str) -> None:
         assert len(within_a_second) <= 11, times
 
 
-def test_stream_rises_to_the_exact_count_then_completes(
-    settings: Settings, topics: str, redis_client: redis.Redis
-) -> None:
-    settings = replace(settings, port=free_port(), count_grace_seconds=GRACE)
+def _opening(stream: SseStream, org: str) -> Block:
+    """Check the headers and the start of a stream; its first event."""
+    assert stream.status == 200
+    assert stream.headers["content-type"] == "text/event-stream"
+    assert stream.headers["cache-control"] == "no-cache"
+    assert stream.headers["x-accel-buffering"] == "no"
+    blocks = stream.blocks()
+    opening = next(blocks)
+    assert opening.retry == "3000"
+    first = opening if opening.data is not None else next(blocks)
+    data = first.json()
+    assert data == {
+        "org_id": org,
+        "record_count": 0,
+        "is_complete": False,
+        "timestamp": data["timestamp"],
+    }
+    return first
+
+
+def test_stream_rises_to_the_exact_count(settings: Settings, topics: str) -> None:
+    settings = replace(settings, port=free_port())
     now = int(time.time())
-    start, end = now - 3600, now + 3  # ends in 3 s; complete once end + 2 s is caught up
+    start, end = now - 3600, now + 3600
     org = "org-live-1"
-    with api_running(settings):
+    with api_running(settings), running_projector(settings):
         stream = SseStream(settings.port, stream_path(org, start, end))
-        assert stream.status == 200
-        assert stream.headers["content-type"] == "text/event-stream"
-        assert stream.headers["cache-control"] == "no-cache"
-        assert stream.headers["x-accel-buffering"] == "no"
-        blocks = stream.blocks()
-        opening = next(blocks)
-        assert opening.retry == "3000"
-        first = opening if opening.data is not None else next(blocks)
-        assert first.json() == {
-            "org_id": org,
-            "record_count": 0,
-            "is_complete": False,
-            "timestamp": first.json()["timestamp"],
-        }
-        projector = start_projector(settings)
-        try:
-            # In range (four bursts), out of range, and another org: only the first count.
-            for burst in range(4):
-                produce(settings, org, [start + burst * 60 + i for i in range(10)])
+        events = [_opening(stream, org)]
+        # Four bursts of ten in range, each awaited; out-of-range and other-org events too.
+        for burst in range(4):
+            produce(settings, org, [start + burst * 60 + i for i in range(10)])
             produce(settings, org, [start - 1, end + 1])
             produce(settings, "org-live-other", [start + 5] * 5)
-            rising = stream.read_until(lambda d: d["record_count"] == 40, timeout=90)
-            assert rising[-1].json()["is_complete"] is False or time.time() > end + GRACE
-            # No more events are produced: is_complete flips by itself, the count stays exact.
-            closing = stream.read_until(lambda d: d["is_complete"] is True, timeout=60)
-            assert all(e.json()["record_count"] == 40 for e in closing)
-            _check_events([first, *rising, *closing], org)
+            target = 10 * (burst + 1)
+            events += stream.read_until(lambda d, t=target: d["record_count"] >= t, timeout=90)
+            assert events[-1].json()["record_count"] == target
+        stream.close()
+    assert all(e.json()["is_complete"] is False for e in events)
+    assert {10, 20, 30, 40} <= {e.json()["record_count"] for e in events}
+    _check_events(events, org)
+
+
+def test_is_complete_turns_true_with_no_further_events(settings: Settings, topics: str) -> None:
+    """A range that ended in the past, before the projector has caught up: incomplete at
+    first; the projector counts what was produced and catches up; the stream says complete."""
+    settings = replace(settings, port=free_port(), count_grace_seconds=GRACE)
+    now = int(time.time())
+    start, end = now - 3600, now - 1
+    org = "org-live-2"
+    with api_running(settings):
+        stream = SseStream(settings.port, stream_path(org, start, end))
+        first = _opening(stream, org)
+        produce(settings, org, [start + i for i in range(12)])
+        projector = start_projector(settings)
+        try:
+            events = stream.read_until(lambda d: d["is_complete"] is True, timeout=90)
         finally:
             stream.close()
             projector.stop()
+    # Nothing was produced after the twelve: the flip came by itself, with the exact count.
+    assert events[-1].json()["record_count"] == 12
+    assert all(e.json()["is_complete"] is False for e in events[:-1])
+    _check_events([first, *events], org)
 
 
 def test_reconnect_with_last_event_id_gets_the_count_at_once(
@@ -112,9 +136,14 @@ def test_stream_by_snapshot_id_and_doubled_path(settings: Settings, topics: str)
         "range": {"start": "2026-01-01T01:00:00+01:00", "end": "2026-01-31T23:59:59Z"},
     }
     with api_running(settings):
-        created = requests.post(
-            f"http://127.0.0.1:{settings.port}{BASE_PATH}", json=body, timeout=5
-        )
+        # One connection, closed at once (a lingering keep-alive would slow the shutdown).
+        with requests.Session() as session:
+            created = session.post(
+                f"http://127.0.0.1:{settings.port}{BASE_PATH}",
+                json=body,
+                timeout=5,
+                headers={"Connection": "close"},
+            )
         assert created.status_code == 201, created.text
         snapshot_id = created.json()["id"]
         stream = SseStream(settings.port, f"{BASE_PATH}{BASE_PATH}/stream?id={snapshot_id}")
