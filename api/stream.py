@@ -296,8 +296,8 @@ class Stream(MethodView):
             subscriber = fanout.hub.open(org_id, start, end)
         except TooManyStreams:
             return _unavailable("This server holds its maximum of live streams; try again.")
-        except Unavailable:
-            return _unavailable("The data store is unavailable; try again shortly.")
+        except Unavailable as exc:
+            return _unavailable(f"Live counts are unavailable ({exc}); try again shortly.")
         try:
             first = subscriber.watch.read(fanout.hub.counter)
         except BaseException:
