@@ -1,0 +1,246 @@
+"""Server processes of ours on given ports and a given home folder; Redis among them.
+
+Each server runs in its own session, its pid recorded in `<home>/<name>.pid`, and is stopped
+(SIGTERM), killed (SIGKILL) and restarted by that pid. `scripts/stack.py` runs the default
+pair for `make run` / `make test`; the reliability drills run private ones on free ports.
+The Kafka broker is `scripts/kafka_broker.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """A local service could not be installed, started or stopped."""
+
+
+def log(message: str) -> None:
+    """Progress for the person at the terminal."""
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
+
+
+def port_open(port: int) -> bool:
+    """Whether something listens on loopback `port`."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def apt_install(binary: str, package: str) -> str:
+    """The path of `binary`, installing Debian's `package` first when it is missing."""
+    found = shutil.which(binary)
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError(
+            f"{binary} is not installed; install Debian's package (apt-get install {package})"
+        )
+    log(f"installing {package} with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+        check=True,
+        env=env,
+    )
+    found = shutil.which(binary)
+    if not found:
+        raise StackError(f"apt-get installed {package} but {binary} is not on PATH")
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """True when `pid` has exited (a zombie counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+class Server:
+    """A server process of ours living in `home`: started, stopped and killed by its pid."""
+
+    name = "server"
+    marker = b""  # found in /proc/<pid>/cmdline of a live server of this kind
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pidfile(self) -> Path:
+        """Where the pid is recorded."""
+        return self.home / f"{self.name}.pid"
+
+    def pid(self) -> int | None:
+        """The pid of this running server, or None."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _gone(pid):
+            self._reap(pid)
+            self.pidfile.unlink(missing_ok=True)
+            return None
+        # A recycled pid belongs to something else: check it is still our command.
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if self.marker in cmdline else None
+
+    def start(self) -> bool:
+        """Start the server unless it runs; True when this call started it."""
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM (a clean shutdown), then SIGKILL after `timeout`; True if it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        log(f"stopping {self.name} (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, timeout):
+            log(f"{self.name} did not stop in {timeout:.0f}s; sending SIGKILL")
+            os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, 10.0)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL, as a crash would; True if it was running. Returns once it is gone."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        log(f"killing {self.name} (pid {pid})")
+        os.kill(pid, signal.SIGKILL)
+        if not self._wait_gone(pid, 10.0):
+            raise StackError(f"{self.name} (pid {pid}) still runs 10 s after SIGKILL")
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def restart(self) -> None:
+        """Stop cleanly, then start again on the same ports and data."""
+        self.stop()
+        self.start()
+
+    def _reap(self, pid: int) -> None:
+        if self._proc is not None and self._proc.pid == pid:
+            self._proc.poll()
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._reap(pid)  # our own child stays a zombie until waited for
+            if _gone(pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _spawn(self, argv: list[str], logfile: Path) -> subprocess.Popen[bytes]:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(logfile, "ab") as out:
+            self._proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=logfile.parent,
+            )
+        self.pidfile.write_text(str(self._proc.pid))
+        return self._proc
+
+    def _wait_ready(self, check: Callable[[], bool], timeout: float, logfile: Path) -> None:
+        proc = self._proc
+        assert proc is not None
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = logfile.read_text(errors="replace")[-3000:] if logfile.exists() else ""
+                raise StackError(
+                    f"{self.name} exited ({proc.returncode}) during start-up; "
+                    f"log {logfile}:\n{tail}"
+                )
+            try:
+                if check():
+                    return
+            except Exception as exc:  # any failure means "not ready yet"
+                last = exc
+            time.sleep(0.3)
+        raise StackError(f"{self.name} not ready after {timeout:.0f}s ({last}); see {logfile}")
+
+    def _check_ports(self, *ports: int) -> None:
+        for port in ports:
+            if port_open(port):
+                raise StackError(f"port {port} is taken by something we did not start")
+
+
+class RedisServer(Server):
+    """Debian's redis-server with AOF on (`appendfsync` everysec by default)."""
+
+    name = "redis"
+    marker = b"redis-server"
+
+    def __init__(self, home: Path, port: int, appendfsync: str = "everysec") -> None:
+        super().__init__(home)
+        self.port = port
+        self.appendfsync = appendfsync
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of database 0."""
+        return f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the AOF lives."""
+        return self.home / "data"
+
+    def start(self) -> bool:
+        """Start unless it runs (same data on a restart); True when this call started it."""
+        if self.pid():
+            return False
+        self._check_ports(self.port)
+        try:
+            binary = apt_install("redis-server", "redis-server")
+        except StackError as error:
+            raise StackError(f"{error}, or set REDIS_URL to a Redis you run") from None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.home / "redis.conf"
+        conf.write_text(
+            f"bind {HOST}\nport {self.port}\nprotected-mode yes\ndaemonize no\n"
+            f"dir {self.data_dir}\nappendonly yes\nappendfsync {self.appendfsync}\n"
+            'save ""\n'
+            # Our counter hashes stay listpack-encoded up to this size (see projector/keys.py).
+            "hash-max-listpack-entries 512\n"
+            "maxclients 10000\n"
+        )
+        logfile = self.home / "redis.log"
+        self._spawn([binary, str(conf)], logfile)
+
+        def ping() -> bool:
+            with socket.create_connection((HOST, self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+
+        self._wait_ready(ping, 30, logfile)
+        log(f"redis ready on {HOST}:{self.port} (pid {self.pid()})")
+        return True
