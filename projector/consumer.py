@@ -67,6 +67,7 @@ class Projector:
         self._next: dict[int, int] = {}  # partition -> next offset whose effect is in Redis
         self._probe: tuple[float, dict[int, int]] | None = None
         self._last_probe = 0.0
+        self._last_check = 0.0
         self._caught_up: dict[int, float] = {}
         self._global_caught_up: float | None = None
         self._producer: KafkaProducer | None = None
@@ -155,6 +156,7 @@ class Projector:
         handled = sum(len(r) for r in polled.values())
         if positions and not self._apply(increments, positions):
             return 0
+        self._check_stored_positions()
         self._advance_caught_up()
         return handled
 
@@ -265,6 +267,25 @@ class Projector:
         late = sum(1 for inc in increments if inc.second < horizon)
         if late:
             metrics.LATE_EVENTS.inc(late)
+
+    def _check_stored_positions(self) -> None:
+        """Once a PROBE_INTERVAL, re-seek if Redis holds other positions than ours.
+
+        A batch notices lost writes only for its own partitions: a partition with no new
+        records would otherwise never get back what Redis lost (nor be reported lagging).
+        """
+        now = time.monotonic()
+        if now - self._last_check < PROBE_INTERVAL or not self._next:
+            return
+        self._last_check = now
+        stored = self._with_redis(self.store.positions)
+        if stored is None:
+            return
+        differ = {p: (stored.get(p), n) for p, n in self._next.items() if stored.get(p) != n}
+        if differ:
+            log.warning("redis positions differ from ours; re-seeking", extra={"positions": differ})
+            self.seek_to_stored(self.consumer.assignment())
+            self._probe = None
 
     # -- completeness -----------------------------------------------------------------
 
