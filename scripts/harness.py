@@ -128,5 +128,30 @@ def start_api(settings: Settings, timeout: float = 30.0, **extra: str) -> Proc:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
 
-    wait_until(healthy, timeout, "the API's /healthz")
+    try:
+        wait_until(healthy, timeout, "the API's /healthz")
+    except BaseException:
+        proc.stop()  # a server that never became healthy must not outlive the caller
+        raise
     return proc
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of `pid` (e.g. gunicorn's workers), from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(part) for part in text.split()]
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of `pid`, or None when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None

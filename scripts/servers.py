@@ -145,9 +145,14 @@ class Server:
             self._proc.poll()
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            try:  # our own child: wait for it, so it does not linger as a zombie
+                self._proc.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._reap(pid)  # our own child stays a zombie until waited for
             if _gone(pid):
                 return True
             time.sleep(0.05)
