@@ -1,0 +1,243 @@
+"""Shared pieces of the reliability drills (no tests here): a paced feeder with an exact
+oracle, HTTP calls that time themselves, a consistency check of the projection against the
+topic, and which gunicorn worker serves a connection."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from api.middleware import BASE_PATH
+from events.codec import InvalidEvent, SkippedEvent, decode
+from events.produce import Plan, Summary, generate
+from events.publisher import Publisher
+from events.schema import format_utc
+from events.settings import Settings
+from projector import keys
+from projector.buckets import MAX_SECOND
+from tests.integration.projection import log_ends, store_for
+
+DAY_MS = 86_400_000
+
+
+def recent_plan(orgs: int, count: int, seed: int, days_ago: int = 2, **extra: Any) -> Plan:
+    """`count` messages for orgs org-drill-1..N with occurred_at spread over a past day."""
+    end_ms = (int(time.time()) // 86400 - days_ago + 1) * DAY_MS - 1
+    return Plan(
+        orgs=tuple(f"org-drill-{i}" for i in range(1, orgs + 1)),
+        count=count,
+        start_ms=end_ms + 1 - DAY_MS,
+        end_ms=end_ms,
+        seed=seed,
+        **extra,
+    )
+
+
+class Feeder(threading.Thread):
+    """Publishes a plan's messages at `rate` per second; `summary` is the exact oracle.
+
+    Each tick's messages are flushed before the next tick, so `published` counts delivered
+    messages. Clear `running` to pause between ticks (`paused` is set while it waits).
+    """
+
+    def __init__(self, settings: Settings, plan: Plan, rate: float, tick: float = 0.1) -> None:
+        super().__init__(name="feeder", daemon=True)
+        self.settings, self.plan = settings, plan
+        self.per_tick, self.tick = max(1, round(rate * tick)), tick
+        self.summary = Summary()
+        self.published = 0
+        self.error: BaseException | None = None
+        self.running, self.paused = threading.Event(), threading.Event()
+        self.running.set()
+
+    def run(self) -> None:
+        """Publish until the plan is exhausted."""
+        bootstrap, topic = self.settings.kafka_bootstrap_servers, self.settings.record_events_topic
+        try:
+            with Publisher(bootstrap, topic) as publisher:
+                messages = generate(self.plan, self.summary)
+                next_tick, done = time.monotonic(), False
+                while not done:
+                    if not self.running.is_set():
+                        self.paused.set()
+                        self.running.wait()
+                        self.paused.clear()
+                        next_tick = time.monotonic()
+                    sent = 0
+                    for key, value, _ in messages:
+                        publisher.publish_raw(key, value)
+                        sent += 1
+                        if sent == self.per_tick:
+                            break
+                    done = sent < self.per_tick
+                    publisher.flush(60)
+                    self.published += sent
+                    next_tick += self.tick
+                    time.sleep(max(0.0, next_tick - time.monotonic()))  # pacing, not a check
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 180.0) -> Summary:
+        """Wait for the last message; the oracle. Raises what the thread hit."""
+        self.join(timeout)
+        assert not self.is_alive(), f"feeder still publishing after {timeout:.0f}s"
+        if self.error is not None:
+            raise self.error
+        return self.summary
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP response and how long it took."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+
+def call(port: int, method: str, path: str, body: Any = None, timeout: float = 10.0) -> Answer:
+    """One request on a fresh connection; raises OSError/HTTPException on failure."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        conn.request(method, path, body=payload, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        found = {k.lower(): v for k, v in response.getheaders()}
+        return Answer(response.status, found, data, time.monotonic() - started)
+    finally:
+        conn.close()
+
+
+def count_body(org_id: str, start: int, end: int) -> dict[str, Any]:
+    """The body of a count request."""
+    return {"org_id": org_id, "range": {"start": format_utc(start), "end": format_utc(end)}}
+
+
+def api_count(port: int, org_id: str, start: int = 0, end: int = MAX_SECOND) -> int:
+    """POST a count and return record_count (asserting success)."""
+    answer = call(port, "POST", BASE_PATH, count_body(org_id, start, end))
+    assert answer.status in (200, 201), answer
+    return int(answer.json()["record_count"])
+
+
+def stream_path(org_id: str, start: int = 0, end: int = MAX_SECOND) -> str:
+    """The live-stream path of one org and range."""
+    query = urlencode({"org_id": org_id, "start": format_utc(start), "end": format_utc(end)})
+    return f"{BASE_PATH}/stream?{query}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record.created event as it sits in the topic."""
+
+    partition: int
+    offset: int
+    org_id: str
+    event_id: str
+
+
+def read_topic(settings: Settings) -> list[Record]:
+    """Every decodable record.created event of the test's topic, with its position."""
+    ends = log_ends(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    try:
+        tps = [TopicPartition(settings.record_events_topic, p) for p in ends]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        found: list[Record] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp.partition] for tp in tps):
+            assert time.monotonic() < deadline, "could not read the topic back in 60 s"
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                for message in batch:
+                    try:
+                        event = decode(message.value, message.key)
+                    except InvalidEvent:
+                        continue
+                    if not isinstance(event, SkippedEvent):
+                        org, eid = event.org_id, event.event_id
+                        found.append(Record(tp.partition, message.offset, org, eid))
+        return found
+    finally:
+        consumer.close()
+
+
+def inconsistencies(settings: Settings, client: redis.Redis, records: list[Record]) -> list[str]:
+    """What is wrong between Redis's counters, per-org offsets and partition positions.
+
+    Each org's count must be the distinct events at or below its applied offset (a batch is
+    in whole or not at all), and no partition position may pass an event not applied.
+    """
+    store = store_for(settings, client)
+    positions = store.positions()
+    problems: list[str] = []
+    applied: dict[tuple[str, int], int] = {}
+    for org in sorted({r.org_id for r in records}):
+        base = keys.org_base(settings.redis_key_prefix, org)
+        raw = client.hgetall(keys.offsets_key(base))
+        for name, value in raw.items():
+            topic, _, partition = name.decode().rpartition(":")
+            if topic == settings.record_events_topic:
+                applied[(org, int(partition))] = int(value)
+        distinct = {
+            r.event_id
+            for r in records
+            if r.org_id == org and r.offset <= applied.get((org, r.partition), -1)
+        }
+        count = store.count(org, 0, MAX_SECOND)
+        if count != len(distinct):
+            problems.append(f"{org}: counters say {count}, its applied offsets {len(distinct)}")
+    for r in records:
+        if r.offset < positions.get(r.partition, 0) and r.offset > applied.get(
+            (r.org_id, r.partition), -1
+        ):
+            problems.append(f"partition {r.partition} position passed unapplied {r}")
+            break
+    return problems
+
+
+def serving_worker(api_port: int, client_port: int, workers: list[int]) -> int | None:
+    """Which of `workers` holds the server side of the connection from `client_port`."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.rsplit(":", 1)[1], 16) == api_port and (
+            int(remote.rsplit(":", 1)[1], 16) == client_port
+        ):
+            inode = fields[9]
+    if inode is None:
+        return None
+    for pid in workers:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+        except OSError:
+            continue
+    return None
+
+
+def redis_clients(client: redis.Redis) -> int:
+    """Redis's connected_clients now."""
+    return int(client.info("clients")["connected_clients"])
