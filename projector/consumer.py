@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from events import topics
@@ -82,6 +83,9 @@ class Projector:
             max_poll_records=settings.projector_max_batch,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=100,
+            # kafka-python backs off up to 30 s between reconnects (Java: 1 s), so after a
+            # broker restart the projector idled for up to that long with the broker back.
+            reconnect_backoff_max_ms=1000,
         )
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
 
@@ -297,7 +301,12 @@ class Projector:
             if assigned:
                 self._last_probe = now
                 # The probe's start time is a safe lower bound of when the ends held.
-                ends = self.consumer.end_offsets(assigned, timeout_ms=5000)
+                try:
+                    ends = self.consumer.end_offsets(assigned, timeout_ms=5000)
+                except KafkaError as error:
+                    # The broker is away (restarting): poll() waits for it; probe later.
+                    log.warning("log-end probe failed", extra={"error": str(error)})
+                    return
                 self._probe = (now, {tp.partition: off for tp, off in ends.items()})
         if self._probe is None:
             return
