@@ -13,7 +13,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from scripts.servers import HOST, Server, StackError, log
+from scripts.servers import HOST, Server, StackError, log, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "scripts" / "kafka" / "pom.xml"
@@ -107,6 +107,9 @@ class KafkaBroker(Server):
     def answers(self) -> bool:
         """Whether the broker serves metadata requests now."""
         from kafka import KafkaAdminClient
+
+        if not port_open(self.port):
+            return False  # kafka-python 3.0.12 leaks the socket of a refused connection
 
         admin = KafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers,

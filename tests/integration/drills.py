@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import multiprocessing
 import os
 import threading
 import time
@@ -43,56 +44,92 @@ def recent_plan(orgs: int, count: int, seed: int, days_ago: int = 2, **extra: An
     )
 
 
-class Feeder(threading.Thread):
-    """Publishes a plan's messages at `rate` per second; `summary` is the exact oracle.
+def oracle(plan: Plan) -> Summary:
+    """What publishing `plan` sends: distinct valid events per org (generation is pure)."""
+    summary = Summary()
+    for _ in generate(plan, summary):
+        pass
+    return summary
 
-    Each tick's messages are flushed before the next tick, so `published` counts delivered
-    messages. Clear `running` to pause between ticks (`paused` is set while it waits).
-    """
 
-    def __init__(self, settings: Settings, plan: Plan, rate: float, tick: float = 0.1) -> None:
-        super().__init__(name="feeder", daemon=True)
-        self.settings, self.plan = settings, plan
-        self.per_tick, self.tick = max(1, round(rate * tick)), tick
-        self.summary = Summary()
-        self.published = 0
-        self.error: BaseException | None = None
-        self.running, self.paused = threading.Event(), threading.Event()
+def _feed(
+    settings: Settings,
+    plan: Plan,
+    per_tick: int,
+    tick: float,
+    published: Any,
+    running: Any,
+    paused: Any,
+    errors: Any,
+) -> None:
+    """Publish `plan`, `per_tick` messages a tick, each tick flushed; count into `published`."""
+    bootstrap, topic = settings.kafka_bootstrap_servers, settings.record_events_topic
+    try:
+        with Publisher(bootstrap, topic) as publisher:
+            messages = generate(plan)
+            next_tick, done = time.monotonic(), False
+            while not done:
+                if not running.is_set():
+                    paused.set()
+                    running.wait()
+                    paused.clear()
+                    next_tick = time.monotonic()
+                sent = 0
+                for key, value, _ in messages:
+                    publisher.publish_raw(key, value)
+                    sent += 1
+                    if sent == per_tick:
+                        break
+                done = sent < per_tick
+                publisher.flush(60)
+                with published.get_lock():
+                    published.value += sent
+                next_tick += tick
+                time.sleep(max(0.0, next_tick - time.monotonic()))  # pacing, not a check
+    except Exception as exc:  # reported by Feeder.finish()
+        errors.put(repr(exc))
+
+
+class Feeder:
+    """Publishes a plan's messages at `rate` per second in a thread, or in a process of its
+    own (`process=True`: a producer that survives broker outages without leaking into the
+    test process); `summary` is the exact oracle. Clear `running` to pause between ticks
+    (`paused` is set while it waits)."""
+
+    def __init__(
+        self, settings: Settings, plan: Plan, rate: float, *, process: bool = False
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.summary = oracle(plan)
+        self._published = ctx.Value("q", 0)
+        self.running, self.paused = ctx.Event(), ctx.Event()
         self.running.set()
+        self._errors = ctx.SimpleQueue()
+        tick = 0.1
+        args = (settings, plan, max(1, round(rate * tick)), tick, self._published)
+        args += (self.running, self.paused, self._errors)
+        worker = ctx.Process if process else threading.Thread
+        self._worker: Any = worker(target=_feed, args=args, name="feeder", daemon=True)
 
-    def run(self) -> None:
-        """Publish until the plan is exhausted."""
-        bootstrap, topic = self.settings.kafka_bootstrap_servers, self.settings.record_events_topic
-        try:
-            with Publisher(bootstrap, topic) as publisher:
-                messages = generate(self.plan, self.summary)
-                next_tick, done = time.monotonic(), False
-                while not done:
-                    if not self.running.is_set():
-                        self.paused.set()
-                        self.running.wait()
-                        self.paused.clear()
-                        next_tick = time.monotonic()
-                    sent = 0
-                    for key, value, _ in messages:
-                        publisher.publish_raw(key, value)
-                        sent += 1
-                        if sent == self.per_tick:
-                            break
-                    done = sent < self.per_tick
-                    publisher.flush(60)
-                    self.published += sent
-                    next_tick += self.tick
-                    time.sleep(max(0.0, next_tick - time.monotonic()))  # pacing, not a check
-        except BaseException as exc:  # reported by finish()
-            self.error = exc
+    @property
+    def published(self) -> int:
+        """Messages delivered so far."""
+        return int(self._published.value)
+
+    def start(self) -> None:
+        """Start publishing."""
+        self._worker.start()
 
     def finish(self, timeout: float = 180.0) -> Summary:
-        """Wait for the last message; the oracle. Raises what the thread hit."""
-        self.join(timeout)
-        assert not self.is_alive(), f"feeder still publishing after {timeout:.0f}s"
-        if self.error is not None:
-            raise self.error
+        """Wait for the last message; the oracle. Fails with what the publisher hit."""
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            if isinstance(self._worker, multiprocessing.process.BaseProcess):
+                self._worker.kill()
+            raise AssertionError(f"feeder still publishing after {timeout:.0f}s")
+        if not self._errors.empty():
+            raise AssertionError(f"feeder failed: {self._errors.get()}")
+        assert getattr(self._worker, "exitcode", 0) == 0, f"feeder exit {self._worker.exitcode}"
         return self.summary
 
 
