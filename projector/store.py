@@ -1,0 +1,316 @@
+"""Redis reads and writes of the projection: counters, offsets, positions, change notices.
+
+Exactly once: one Lua call per org applies its increments with its highest applied offset
+per partition; increments at or below it are skipped, so replaying records is harmless.
+Duplicates: an event_id the org had counted at record time t0 makes one at t a duplicate
+when |t - t0| <= window (kept per generation of `window` seconds; see projector.keys).
+Errors: redis-py's exceptions propagate unchanged (the consumer retries on ConnectionError
+/ TimeoutError, apply being idempotent; the API answers 503); `StoreError` is the base of
+this module's own. Needs Redis >= 7.0; the Lua lives in projector/lua (package data).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from hashlib import blake2b, sha1
+from importlib import resources
+from typing import Any, NamedTuple
+
+import redis
+from redis.exceptions import NoScriptError
+
+from projector import keys
+from projector.buckets import DAY, MAX_SECOND, check_range, decompose
+
+# Dedup hashes outlive their last use by this much wall-clock time (see lua/apply.lua).
+DEDUP_SLACK_SECONDS = DAY
+_MAX_DAY = MAX_SECOND // DAY
+_DAYS_PER_BLOCK = 32
+
+
+class StoreError(Exception):
+    """Base of the errors this module raises itself."""
+
+
+class PositionsDiverged(StoreError):
+    """Redis holds other partition positions than the caller expects (lost writes, a rival)."""
+
+    def __init__(self, stored: Mapping[int, int | None], expected: Mapping[int, int | None]):
+        super().__init__(f"stored positions {dict(stored)} differ from expected {dict(expected)}")
+        self.stored = dict(stored)
+        self.expected = dict(expected)
+
+
+class Increment(NamedTuple):
+    """One record.created event to count: `second` is occurred_at, `seen_at` the record time."""
+
+    org_id: str
+    event_id: str
+    second: int
+    partition: int
+    offset: int
+    seen_at: int
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What a batch did; `orgs` spans the seconds applied now or by an earlier attempt."""
+
+    applied: int = 0
+    duplicates: int = 0
+    already_applied: int = 0
+    orgs: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change notice: per org the (min, max) second touched, and the global caught_up_at."""
+
+    orgs: Mapping[str, tuple[int, int]]
+    caught_up_at: float | None
+
+
+class _Script:
+    """A Lua file called by EVALSHA inside pipelines (redis-py's Script would add a round trip)."""
+
+    def __init__(self, name: str) -> None:
+        self.source = resources.files(__package__).joinpath("lua", name).read_text("utf-8")
+        self.sha = sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+
+
+_APPLY = _Script("apply.lua")
+# One increment inside apply.lua's packed ARGV: digest, second, partition, offset, seen_at.
+_RECORD = struct.Struct("<16sqiqq")
+_COUNT = _Script("count.lua")
+
+
+@lru_cache(maxsize=65_536)
+def _org_base(prefix: str, org_id: str) -> str:
+    """keys.org_base, memoised: the apply path asks once per org per batch."""
+    return keys.org_base(prefix, org_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _min_caught_up(raw: Mapping[Any, Any], partitions: int | None) -> float | None:
+    """min over the partitions' times; None when one is missing or nothing is stored."""
+    times: dict[int, float] = {}
+    declared = None
+    for name, value in raw.items():
+        name = _text(name)
+        if name == keys.CAUGHT_UP_PARTITIONS_FIELD:
+            declared = int(value)
+        else:
+            times[int(name)] = float(value)
+    expected = partitions or declared
+    if not expected:
+        return min(times.values()) if times else None
+    found = [times.get(p) for p in range(expected)]
+    if not found or None in found:
+        return None
+    return min(t for t in found if t is not None)
+
+
+class CounterStore:
+    """The projection in Redis: the projector writes it, the API reads it."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        prefix: str,
+        topic: str,
+        dedup_window_seconds: int = 7 * DAY,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if dedup_window_seconds < 1:
+            raise ValueError("dedup_window_seconds must be >= 1")
+        self._redis = redis_client
+        self._prefix = keys.check_prefix(prefix)
+        self._topic = topic
+        self._window = dedup_window_seconds
+        self._clock = clock
+        self._positions_key = keys.positions_key(prefix, topic)
+        self._caught_up_key = keys.caught_up_key(prefix, topic)
+        self.channel = keys.changes_channel(prefix)
+
+    # -- write side ---------------------------------------------------------------------
+
+    def apply(
+        self,
+        increments: Sequence[Increment],
+        partition_positions: Mapping[int, int],
+        expected_positions: Mapping[int, int | None] | None = None,
+    ) -> ApplyResult:
+        """Count a batch exactly once, then store the partition positions.
+
+        One Lua call per org, all in one pipeline; the positions are written only after
+        every call succeeded. With `expected_positions` (partition -> the position the
+        caller believes Redis holds, None for none) the stored ones are checked first and
+        PositionsDiverged is raised before anything is written when they differ (unless
+        they already equal `partition_positions`: an earlier attempt finished).
+        """
+        if expected_positions is not None:
+            self._check_positions(expected_positions, partition_positions)
+        groups: dict[str, list[Increment]] = {}
+        for inc in increments:
+            group = groups.get(inc[0])
+            if group is None:
+                groups[inc[0]] = [inc]
+            else:
+                group.append(inc)
+        now = int(self._clock())
+        replies = self._run([self._apply_command(org, g, now) for org, g in groups.items()])
+        if partition_positions:
+            self._redis.hset(
+                self._positions_key,
+                mapping={str(p): int(o) for p, o in partition_positions.items()},
+            )
+        applied = duplicates = skipped = 0
+        orgs: dict[str, tuple[int, int]] = {}
+        for org, reply in zip(groups, replies, strict=True):
+            n_applied, n_dups, n_skipped, lo, hi = map(int, reply.split())
+            applied += n_applied
+            duplicates += n_dups
+            skipped += n_skipped
+            if lo >= 0:
+                orgs[org] = (lo, hi)
+        return ApplyResult(applied, duplicates, skipped, orgs)
+
+    def _apply_command(self, org: str, incs: list[Increment], now: int) -> tuple[Any, ...]:
+        """EVALSHA arguments of one org's call (the ARGV layout is in lua/apply.lua)."""
+        base = _org_base(self._prefix, org)
+        window, shards = self._window, keys.DEDUP_SHARDS
+        days: set[int] = set()
+        codes: set[int] = set()
+        parts: set[int] = set()
+        records: list[bytes] = []
+        pack = _RECORD.pack
+        for _, event_id, second, partition, offset, seen_at in incs:
+            digest = blake2b(event_id.encode(), digest_size=16).digest()
+            days.add(second // DAY)
+            codes.add(seen_at // window * shards + digest[0] % shards)
+            parts.add(partition)
+            records.append(pack(digest, second, partition, offset, seen_at))
+        if min(days) < 0 or max(days) > _MAX_DAY:
+            raise ValueError(f"an event second of {org!r} is outside 0..{MAX_SECOND}")
+        blocks = {day // _DAYS_PER_BLOCK for day in days}
+        # Generations g - 1 and g + 1 are consulted too: a duplicate may straddle a boundary.
+        lookups = {code + step for code in codes for step in (-shards, 0, shards)}
+        key_list = [keys.offsets_key(base), keys.upper_key(base)]
+        key_list += [keys.day_key(base, day) for day in days]
+        key_list += [keys.block_key(base, block) for block in blocks]
+        key_list += [keys.dedup_key(base, code // shards, code % shards) for code in lookups]
+        counts = (len(parts), len(days), len(blocks), len(lookups))
+        numbers = (window, now, DEDUP_SLACK_SECONDS, shards, *counts, *parts, *days, *blocks)
+        header = struct.pack(f"<qqqiiiii{counts[0]}i{sum(counts[1:])}q", *numbers, *lookups)
+        fields = [keys.offset_field(self._topic, partition) for partition in parts]
+        packed = b"".join([header, *records])
+        return ("EVALSHA", _APPLY.sha, len(key_list), *key_list, packed, *fields)
+
+    def _check_positions(
+        self, expected: Mapping[int, int | None], target: Mapping[int, int]
+    ) -> None:
+        partitions = list(expected)
+        raw = self._redis.hmget(self._positions_key, [str(p) for p in partitions])
+        stored = {p: None if v is None else int(v) for p, v in zip(partitions, raw, strict=True)}
+        if stored != dict(expected) and any(stored[p] != target.get(p) for p in partitions):
+            raise PositionsDiverged(stored, expected)
+
+    def positions(self) -> dict[int, int]:
+        """Partition -> next offset to read, as stored for the topic."""
+        raw = self._redis.hgetall(self._positions_key)
+        return {int(p): int(o) for p, o in raw.items()}
+
+    def set_caught_up(
+        self, partition_times: Mapping[int, float], partitions: int | None = None
+    ) -> float | None:
+        """Store per-partition caught-up times (and the topic's partition count); return
+        the resulting caught_up_at, read in the same round trip."""
+        mapping: dict[str, Any] = {str(p): repr(float(t)) for p, t in partition_times.items()}
+        if partitions:  # 0 / None: the partition count is unknown, keep what is stored
+            mapping[keys.CAUGHT_UP_PARTITIONS_FIELD] = int(partitions)
+        pipe = self._redis.pipeline(transaction=False)
+        if mapping:
+            pipe.hset(self._caught_up_key, mapping=mapping)
+        pipe.hgetall(self._caught_up_key)
+        return _min_caught_up(pipe.execute()[-1], partitions or None)
+
+    def publish_changes(self, result: ApplyResult, caught_up_at: float | None) -> int:
+        """PUBLISH which orgs' counts may have changed (and caught_up_at); receivers count."""
+        orgs = {org: [lo, hi] for org, (lo, hi) in result.orgs.items()}
+        payload = json.dumps({"orgs": orgs, "caught_up_at": caught_up_at}, separators=(",", ":"))
+        return int(self._redis.publish(self.channel, payload))
+
+    def publish_progress(self, caught_up_at: float | None) -> int:
+        """PUBLISH a change of caught_up_at alone."""
+        return self.publish_changes(ApplyResult(), caught_up_at)
+
+    # -- read side ----------------------------------------------------------------------
+
+    def caught_up_at(self, partitions: int | None = None) -> float | None:
+        """min over the topic's partitions of their caught-up times; None if one is missing.
+
+        Without `partitions`, the count stored by the projector (if any) says which must be
+        present; with none stored, the min over what is stored (None when nothing is)."""
+        return _min_caught_up(self._redis.hgetall(self._caught_up_key), partitions)
+
+    def count(self, org_id: str, start: int, end: int) -> int:
+        """Events of `org_id` with start <= second <= end, in one round trip."""
+        return int(self._run([self._count_command(org_id, start, end)])[0])
+
+    def count_and_caught_up(self, org_id: str, start: int, end: int) -> tuple[int, float | None]:
+        """The count and the global caught_up_at, read in one round trip."""
+        count, raw = self._run(
+            [self._count_command(org_id, start, end), ("HGETALL", self._caught_up_key)]
+        )
+        if not isinstance(raw, Mapping):  # a client without the HGETALL reply callback
+            raw = dict(zip(raw[::2], raw[1::2], strict=True))
+        return int(count), _min_caught_up(raw, None)
+
+    def _count_command(self, org_id: str, start: int, end: int) -> tuple[Any, ...]:
+        check_range(start, end)
+        plan = keys.read_plan(_org_base(self._prefix, org_id), decompose(start, end))
+        args: list[Any] = []
+        for fields in plan.values():
+            args.append(len(fields))
+            args += fields
+        return ("EVALSHA_RO", _COUNT.sha, len(plan), *plan, *args)
+
+    def _run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send `commands` in one pipeline; load the scripts and resend once on NOSCRIPT."""
+        if not commands:
+            return []
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            try:
+                return pipe.execute()
+            except NoScriptError:
+                # Redis restarted or flushed its script cache. No script ran (they share
+                # the cache), and a resent apply is idempotent anyway (per-org offsets).
+                if attempt:
+                    raise
+                for script in (_APPLY, _COUNT):
+                    self._redis.script_load(script.source)
+        raise AssertionError("unreachable")
+
+
+def decode_change(message: Mapping[str, Any] | bytes | str) -> Change:
+    """The Change in a pub/sub message (redis-py's dict, or its data); StoreError if malformed."""
+    data = message.get("data") if isinstance(message, Mapping) else message
+    try:
+        body = json.loads(data)  # type: ignore[arg-type]
+        orgs = {str(org): (int(lo), int(hi)) for org, (lo, hi) in body["orgs"].items()}
+        caught = body["caught_up_at"]
+        return Change(orgs, None if caught is None else float(caught))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise StoreError(f"malformed change message: {data!r:.200}") from exc

@@ -1,0 +1,330 @@
+"""CounterStore against a real Redis: exact counts vs a brute-force oracle, exactly-once
+application under replays and partial (crashed) batches, dedup window, positions, progress."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from projector import keys
+from projector.buckets import MAX_SECOND, bucket_ids
+from projector.store import (
+    ApplyResult,
+    Change,
+    CounterStore,
+    Increment,
+    PositionsDiverged,
+    StoreError,
+    decode_change,
+)
+
+TOPIC = "record-events"
+NOW = 1_774_521_852  # 2026-03-26T10:44:12Z
+YEAR = 365 * 86_400
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, key_prefix: str) -> CounterStore:
+    return CounterStore(redis_client, key_prefix, TOPIC, 3_600)
+
+
+def inc(org: str, eid: str, second: int, offset: int, seen: int = NOW, part: int = 0) -> Increment:
+    return Increment(org, eid, second, part, offset, seen)
+
+
+class Oracle:
+    """Counts by brute force, deciding duplicates from the spec's rule directly."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.counted: dict[tuple[str, str], list[int]] = {}  # (org, event) -> seen_at counted
+        self.seconds: dict[str, list[int]] = {}
+        self.done: set[tuple[int, int]] = set()  # (partition, offset) already decided
+
+    def feed(self, increments: list[Increment]) -> tuple[int, int]:
+        """Decide the increments not decided yet; (counted, duplicates) among them."""
+        counted = duplicates = 0
+        for i in increments:
+            if (i.partition, i.offset) in self.done:
+                continue
+            self.done.add((i.partition, i.offset))
+            seen = self.counted.setdefault((i.org_id, i.event_id), [])
+            if any(abs(i.seen_at - t) <= self.window for t in seen):
+                duplicates += 1
+            else:
+                counted += 1
+                seen.append(i.seen_at)
+                self.seconds.setdefault(i.org_id, []).append(i.second)
+        return counted, duplicates
+
+    def count(self, org: str, start: int, end: int) -> int:
+        return sum(1 for s in self.seconds.get(org, ()) if start <= s <= end)
+
+
+def make_stream(rnd: random.Random, n: int, orgs: int, window: int) -> list[Increment]:
+    """Events in offset order over 3 partitions: years apart and clustered, retried ids,
+    record times that mostly advance but sometimes step back across a dedup generation."""
+    clusters = [rnd.randrange(0, MAX_SECOND) for _ in range(3)] + [NOW, NOW - 5 * YEAR]
+    offsets = [0, 0, 0]
+    seen = NOW - 10 * window
+    out: list[Increment] = []
+    for _ in range(n):
+        org = f"org-{rnd.randrange(orgs)}"
+        part = rnd.randrange(3) if rnd.random() < 0.2 else int(org[4:]) % 3
+        if out and rnd.random() < 0.25:
+            # A retry or replay of an earlier event of this org (maybe beyond the window).
+            earlier = [i for i in out[-200:] if i.org_id == org]
+            eid, second = (earlier[-1].event_id, earlier[-1].second) if earlier else ("x", NOW)
+        else:
+            eid = uuid.UUID(int=rnd.getrandbits(128)).hex
+            base = rnd.choice(clusters)
+            second = min(MAX_SECOND, max(0, base + rnd.randrange(-86_400, 86_400)))
+            if rnd.random() < 0.1:
+                second = rnd.choice([0, MAX_SECOND, NOW, NOW + 59, NOW + 60])
+        seen += rnd.choice([0, 1, 7, window // 3, window + 1, -window // 2])
+        out.append(Increment(org, eid, second, part, offsets[part], seen))
+        offsets[part] += 1
+    return out
+
+
+def ranges(rnd: random.Random, stream: list[Increment]) -> Iterator[tuple[str, int, int]]:
+    """Hundreds of ranges: event-second edges, single seconds, multi-year, everything."""
+    points = [i.second for i in stream]
+    for _ in range(300):
+        org = rnd.choice(stream).org_id
+        kind = rnd.randrange(5)
+        if kind == 0:
+            a = rnd.choice(points) + rnd.choice([-1, 0, 1])
+            b = rnd.choice(points) + rnd.choice([-1, 0, 1])
+        elif kind == 1:
+            a = b = rnd.choice(points)
+        elif kind == 2:
+            a = rnd.choice(points) - rnd.randrange(10 * YEAR)
+            b = a + rnd.randrange(30 * YEAR)
+        elif kind == 3:
+            a, b = rnd.randrange(MAX_SECOND), rnd.randrange(MAX_SECOND)
+        else:
+            a, b = 0, MAX_SECOND
+        a, b = sorted((min(max(a, 0), MAX_SECOND), min(max(b, 0), MAX_SECOND)))
+        yield org, a, b
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 600), orgs=st.integers(1, 12))
+def test_counts_match_the_oracle_under_replays_and_crashes(
+    redis_client: redis.Redis, key_prefix: str, seed: int, n: int, orgs: int
+) -> None:
+    rnd = random.Random(seed)
+    window = rnd.choice([60, 3_600, 7 * 86_400])
+    store = CounterStore(redis_client, f"{key_prefix}:{seed}-{n}-{orgs}", TOPIC, window)
+    stream = make_stream(rnd, n, orgs, window)
+    oracle = Oracle(window)
+    batches: list[list[Increment]] = []
+    i = 0
+    while i < len(stream):
+        size = rnd.choice([1, 2, 7, 50, 400])
+        batch = stream[i : i + size]
+        i += size
+        first = ApplyResult()
+        if rnd.random() < 0.2:
+            # The pipeline died after some orgs' scripts: apply those, then the whole batch.
+            crashed = {o for o in {x.org_id for x in batch} if rnd.random() < 0.5}
+            partial = [x for x in batch if x.org_id in crashed]
+            first = store.apply(partial, {})
+            assert (first.applied, first.duplicates) == oracle.feed(partial)
+        result = store.apply(batch, {x.partition: x.offset + 1 for x in batch})
+        counted, duplicates = oracle.feed(batch)
+        assert (result.applied, result.duplicates) == (counted, duplicates)
+        assert result.already_applied == first.applied + first.duplicates
+        assert set(result.orgs) <= {x.org_id for x in batch}
+        batches.append(batch)
+        if rnd.random() < 0.2:
+            # A replay from an older stored position changes nothing.
+            replay = store.apply(rnd.choice(batches), {})
+            assert replay.applied == replay.duplicates == 0
+    for org, a, b in ranges(rnd, stream):
+        assert store.count(org, a, b) == oracle.count(org, a, b), (org, a, b)
+    for o in {x.org_id for x in stream}:
+        assert store.count(o, 0, MAX_SECOND) == len(oracle.seconds.get(o, ()))
+
+
+def test_apply_reports_applied_duplicates_and_replays(store: CounterStore) -> None:
+    batch = [inc("org-1", "a", NOW, 0), inc("org-1", "a", NOW + 5, 1), inc("org-2", "a", 7, 2)]
+    result = store.apply(batch, {0: 3})
+    assert result == ApplyResult(2, 1, 0, {"org-1": (NOW, NOW), "org-2": (7, 7)})
+    again = store.apply(batch, {0: 3})
+    assert again == ApplyResult(0, 0, 3, {"org-1": (NOW, NOW + 5), "org-2": (7, 7)})
+    assert store.count("org-1", 0, MAX_SECOND) == 1 and store.count("org-2", 7, 7) == 1
+    assert store.positions() == {0: 3}
+
+
+def test_replaying_an_applied_batch_changes_no_key(
+    store: CounterStore, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    batch = [inc(f"org-{k % 3}", f"e{k % 40}", NOW + 977 * k, k, NOW + k) for k in range(100)]
+    store.apply(batch, {0: 100})
+
+    def state() -> dict[bytes, dict[bytes, bytes]]:
+        found = redis_client.scan_iter(match=f"{key_prefix}:*")
+        return {k: redis_client.hgetall(k) for k in found}
+
+    before = state()
+    assert store.apply(batch, {0: 100}).already_applied == 100
+    assert store.apply(batch[30:60], {}).already_applied == 30
+    assert state() == before
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "counted"),
+    [
+        (NOW, NOW + 10, 1),
+        (NOW, NOW + 3_600, 1),  # exactly one window apart: still a duplicate
+        (NOW, NOW + 3_601, 2),
+        (7_200 * 10 - 1, 7_200 * 10 + 5, 1),  # across a generation boundary
+        (3_600 * 500 + 2, 3_600 * 500 - 3, 1),  # record time stepping back a generation
+        (NOW, NOW + 2 * 3_600, 2),
+    ],
+)
+def test_dedup_window(store: CounterStore, first: int, second: int, counted: int) -> None:
+    store.apply([inc("org-1", "same", 100, 0, first)], {})
+    store.apply([inc("org-1", "same", 100, 1, second)], {})
+    assert store.count("org-1", 0, MAX_SECOND) == counted
+
+
+def test_dedup_is_per_org_and_within_a_batch(store: CounterStore) -> None:
+    batch = [inc("org-1", "e", 5, 0), inc("org-2", "e", 5, 1), inc("org-1", "e", 6, 2)]
+    assert store.apply(batch, {}).duplicates == 1
+    assert store.count("org-1", 0, 10) == store.count("org-2", 0, 10) == 1
+
+
+def test_dedup_hashes_expire(
+    store: CounterStore, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    store.apply([inc("org-1", "e", 5, 0, int(time.time()))], {})
+    dedup = list(redis_client.scan_iter(match=f"{key_prefix}:{{org-1}}:x:*"))
+    assert dedup and all(0 < redis_client.ttl(k) <= 2 * 3_600 + 86_400 + 2 for k in dedup)
+
+
+def test_layout_of_written_counters_matches_keys_module(
+    store: CounterStore, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    second = 1_774_521_852
+    store.apply([inc("org-9", "e", second, 0)], {})
+    base = keys.org_base(key_prefix, "org-9")
+    located = {keys.locate(base, level, index) for level, index in bucket_ids(second)}
+    for key, field in located:
+        assert redis_client.hget(key, field) == b"1", (key, field)
+    counters = {k.decode() for k in redis_client.scan_iter(match=f"{base}*")}
+    counters -= {keys.offsets_key(base)}
+    counters = {k for k in counters if ":x:" not in k}
+    assert counters == {key for key, _ in located}
+    assert redis_client.hget(keys.offsets_key(base), keys.offset_field(TOPIC, 0)) == b"0"
+
+
+def test_an_org_spread_over_partitions_keeps_offsets_apart(store: CounterStore) -> None:
+    store.apply([inc("org-1", "a", 1, 10, part=0), inc("org-1", "b", 2, 5, part=1)], {})
+    result = store.apply([inc("org-1", "c", 3, 6, part=1), inc("org-1", "d", 4, 10, part=0)], {})
+    assert (result.applied, result.already_applied) == (1, 1)
+    assert store.count("org-1", 0, 10) == 3
+
+
+def test_positions_round_trip_and_divergence(store: CounterStore) -> None:
+    assert store.positions() == {}
+    store.apply([], {0: 10, 1: 20})
+    assert store.positions() == {0: 10, 1: 20}
+    batch = [inc("org-1", "a", 1, 20)]
+    with pytest.raises(PositionsDiverged) as caught:
+        store.apply(batch, {0: 21}, {0: 9})
+    assert caught.value.stored == {0: 10}
+    assert store.count("org-1", 0, 10) == 0 and store.positions()[0] == 10
+    store.apply(batch, {0: 21, 2: 1}, {0: 10, 2: None})
+    # A retry of a batch whose positions were written already is not a divergence.
+    assert store.apply(batch, {0: 21, 2: 1}, {0: 10, 2: None}).already_applied == 1
+    assert store.positions() == {0: 21, 1: 20, 2: 1}
+
+
+def test_caught_up_round_trip(store: CounterStore) -> None:
+    assert store.caught_up_at() is None
+    assert store.count_and_caught_up("org-1", 0, 5) == (0, None)
+    assert store.set_caught_up({0: 100.25}, partitions=2) is None
+    assert store.caught_up_at() is None
+    assert store.set_caught_up({1: 50.5}) == 50.5
+    assert store.caught_up_at() == 50.5 and store.caught_up_at(3) is None
+    assert store.caught_up_at(1) == 100.25
+    store.apply([inc("org-1", "a", 3, 0)], {})
+    assert store.count_and_caught_up("org-1", 0, 5) == (1, 50.5)
+
+
+def test_reads_are_one_round_trip(store: CounterStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.apply([inc("org-1", "a", NOW, 0)], {})
+    store.set_caught_up({0: 1.0})
+    store.count("org-1", 0, 1)  # scripts are loaded now; NOSCRIPT would cost a reload
+    sends = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: redis.connection.AbstractConnection, *args: object, **kw: object) -> None:
+        sends.append(1)
+        original(self, *args, **kw)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    for a, b in [(NOW, NOW), (1, MAX_SECOND - 1), (0, MAX_SECOND), (NOW - 59, NOW + 3_601)]:
+        sends.clear()
+        assert store.count("org-1", a, b) == (1 if a <= NOW <= b else 0)
+        assert len(sends) == 1
+        sends.clear()
+        assert store.count_and_caught_up("org-1", a, b)[1] == 1.0
+        assert len(sends) == 1
+
+
+def test_scripts_reload_after_a_flush(store: CounterStore, redis_client: redis.Redis) -> None:
+    redis_client.script_flush()
+    assert store.apply([inc("org-1", "a", 3, 0)], {}).applied == 1
+    redis_client.script_flush()
+    assert store.count("org-1", 0, 5) == 1
+
+
+def test_changes_are_published_and_decoded(store: CounterStore, redis_client: redis.Redis) -> None:
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(store.channel)
+    try:
+        pubsub.get_message(timeout=1.0)
+        result = store.apply([inc("org-1", "a", 3, 0), inc("org-2", "b", 9, 1)], {})
+        store.publish_changes(result, 12.5)
+        store.publish_progress(None)
+        got = [pubsub.get_message(timeout=2.0) for _ in range(2)]
+    finally:
+        pubsub.close()
+    assert decode_change(got[0]) == Change({"org-1": (3, 3), "org-2": (9, 9)}, 12.5)
+    assert decode_change(got[1]["data"]) == Change({}, None)
+
+
+@pytest.mark.parametrize("bad", [b"", b"[]", b'{"orgs": {"o": [1]}, "caught_up_at": 1}', {"x": 1}])
+def test_malformed_changes_raise_store_error(bad: object) -> None:
+    with pytest.raises(StoreError):
+        decode_change(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("org", "start", "end"),
+    [("org-1", 5, 4), ("org-1", -1, 4), ("org-1", 0, MAX_SECOND + 1), ("bad org", 0, 1)],
+)
+def test_invalid_reads_are_refused(store: CounterStore, org: str, start: int, end: int) -> None:
+    with pytest.raises(ValueError):
+        store.count(org, start, end)
+
+
+@pytest.mark.parametrize("second", [-1, MAX_SECOND + 1])
+def test_invalid_seconds_are_refused(store: CounterStore, second: int) -> None:
+    with pytest.raises(ValueError):
+        store.apply([inc("org-1", "a", second, 0)], {})

@@ -1,0 +1,96 @@
+"""Key layout: every org key is in the org's slot and under the prefix; fields never collide."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projector import keys
+from projector.buckets import LEVEL_SIZES, MAX_SECOND, TOP, bucket_ids, decompose
+
+ORGS = ["org-1", "org-bufdir-42", "A", "9.x_y:z-", "o" * 128]
+org_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
+
+
+def org_keys(prefix: str, org: str) -> list[str]:
+    """One key of every kind the org has."""
+    base = keys.org_base(prefix, org)
+    return [
+        keys.day_key(base, 20_537),
+        keys.block_key(base, 641),
+        keys.upper_key(base),
+        keys.offsets_key(base),
+        keys.dedup_key(base, 2_934, 3),
+        *(keys.locate(base, level, 7)[0] for level in range(TOP + 1)),
+    ]
+
+
+@pytest.mark.parametrize("org", ORGS)
+@pytest.mark.parametrize("prefix", ["prc", "t0123abcd", "a:b"])
+def test_org_keys_carry_prefix_and_hash_tag(prefix: str, org: str) -> None:
+    for key in org_keys(prefix, org):
+        assert key.startswith(f"{prefix}:{{{org}}}:")
+        # Redis Cluster hashes the text between the first `{` and the next `}`.
+        first = key.index("{")
+        assert key[first + 1 : key.index("}", first)] == org
+
+
+@given(org_ids)
+def test_any_valid_org_id_keeps_its_tag(org: str) -> None:
+    for key in org_keys("prc", org):
+        assert key.startswith(f"prc:{{{org}}}:")
+
+
+@pytest.mark.parametrize("org", ["", "-lead", "a b", "a{b", "a}b", "é", "o" * 129, None])
+def test_malformed_org_ids_are_refused(org: str) -> None:
+    with pytest.raises(ValueError):
+        keys.org_base("prc", org)
+
+
+@pytest.mark.parametrize("prefix", ["", "a{b", "a}b", "a b", None])
+def test_malformed_prefixes_are_refused(prefix: str) -> None:
+    with pytest.raises(ValueError):
+        keys.check_prefix(prefix)
+
+
+def test_topic_keys_and_channel() -> None:
+    assert keys.positions_key("prc", "record-events") == "prc:pos:record-events"
+    assert keys.caught_up_key("prc", "record-events") == "prc:caught_up:record-events"
+    assert keys.changes_channel("prc") == "prc:changes"
+    assert keys.offset_field("record-events", 3) == "record-events:3"
+
+
+@given(st.integers(0, MAX_SECOND), st.integers(0, MAX_SECOND))
+def test_distinct_buckets_have_distinct_locations(a: int, b: int) -> None:
+    base = keys.org_base("prc", "org-1")
+    pairs = {*bucket_ids(a), *bucket_ids(b)}
+    locations = {keys.locate(base, level, index) for level, index in pairs}
+    assert len(locations) == len(pairs)
+
+
+@pytest.mark.parametrize("second", [0, 59, 60, 3_599, 86_399, 86_400, 1_774_521_852, MAX_SECOND])
+def test_fields_stay_small_integers(second: int) -> None:
+    """Small integer fields are what keeps the hashes compact (listpack int encodings)."""
+    base = keys.org_base("prc", "org-1")
+    for level, index in bucket_ids(second):
+        key, field = keys.locate(base, level, index)
+        if level <= 2:
+            assert -1_464 <= field < 86_400 and key == keys.day_key(base, second // 86_400)
+        elif level == 3:
+            assert 0 <= field < 32
+        else:
+            assert field == 4 * (second // LEVEL_SIZES[level]) + level - 4
+
+
+def test_read_plan_groups_fields_by_key() -> None:
+    base = keys.org_base("prc", "org-1")
+    buckets = decompose(1, MAX_SECOND - 1)
+    plan = keys.read_plan(base, buckets)
+    assert sum(len(f) for f in plan.values()) == len(buckets)
+    assert len(plan) <= 5  # two day hashes, two block hashes, the upper hash
+
+
+def test_unknown_level_is_refused() -> None:
+    with pytest.raises(ValueError):
+        keys.locate("prc:{o}:", TOP + 1, 0)
