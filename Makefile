@@ -25,6 +25,10 @@ test: venv
 	$(VENV)/bin/ruff check .
 	$(PY) -m scripts.stack run -- $(PY) -m pytest $(PYTEST_ARGS)
 
+## The long reliability drills (the soak runs SOAK_SECONDS, default 600); docs/reliability.md.
+drills: venv
+	$(PY) -m scripts.stack run -- $(PY) -m pytest -m drill -s $(PYTEST_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -120,6 +120,10 @@ class Feeder:
         """Start publishing."""
         self._worker.start()
 
+    def alive(self) -> bool:
+        """Whether it is still publishing."""
+        return bool(self._worker.is_alive())
+
     def finish(self, timeout: float = 180.0) -> Summary:
         """Wait for the last message; the oracle. Fails with what the publisher hit."""
         self._worker.join(timeout)
