@@ -27,13 +27,13 @@ from events import topics
 from events.codec import InvalidEvent, SkippedEvent, decode
 from events.settings import Settings
 from projector import metrics
+from projector.applier import Applier, Batch
 from projector.store import CounterStore, Increment, PositionsDiverged
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
 PROBE_INTERVAL = 1.0  # seconds between log-end probes that advance caught_up_at
-RETRY_BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -72,6 +72,7 @@ class Projector:
         self._caught_up: dict[int, float] = {}
         self._global_caught_up: float | None = None
         self._producer: KafkaProducer | None = None
+        self._applier = Applier(self.store, self._stop)
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.projector_group_id,
@@ -103,12 +104,14 @@ class Projector:
                 handled = self.step()
                 if on_batch is not None:
                     on_batch(handled)
+            self._finish_previous()  # the batch in hand is applied before we leave
         finally:
             self.close()
 
     def close(self) -> None:
         """Leave the group and release the connections."""
         try:
+            self._applier.close()
             self.consumer.close(autocommit=False)
         finally:
             if self._producer is not None:
@@ -146,7 +149,11 @@ class Projector:
     # -- one batch --------------------------------------------------------------------
 
     def step(self) -> int:
-        """Poll once and apply what came; return how many records were handled."""
+        """Poll once and hand the batch to the applier; return how many records were polled.
+
+        The previous batch's Redis apply runs on the applier's thread while this one is
+        polled and decoded: Redis works on its own core meanwhile.
+        """
         polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
         increments: list[Increment] = []
         positions: dict[int, int] = {}
@@ -157,12 +164,39 @@ class Projector:
             positions[tp.partition] = records[-1].offset + 1
         if bad:
             self._dlq().flush(timeout=30)
-        handled = sum(len(r) for r in polled.values())
-        if positions and not self._apply(increments, positions):
-            return 0
+        if not self._finish_previous():
+            return 0  # re-sought: this batch was read from positions Redis no longer backs
         self._check_stored_positions()
         self._advance_caught_up()
-        return handled
+        if positions:
+            expected = {p: self._next.get(p) for p in positions}
+            self._applier.submit(Batch(increments, positions, expected))
+        return sum(len(r) for r in polled.values())
+
+    def _finish_previous(self) -> bool:
+        """Wait for the batch in flight; False when Redis diverged and we re-sought."""
+        outcome = self._applier.wait()
+        if outcome is None:
+            return True
+        if isinstance(outcome, PositionsDiverged):
+            # Redis lost recent writes (e.g. killed between AOF fsyncs): re-read from what
+            # it holds; the per-org offsets make the replay exact.
+            log.warning("redis positions behind ours; re-seeking", extra={"detail": str(outcome)})
+            self.seek_to_stored(self.consumer.assignment())
+            self._probe = None
+            return False
+        batch, result = outcome
+        self._count_late(batch.increments)
+        self._next.update(batch.positions)
+        self.consumer.commit_async(
+            {
+                TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
+                for p, o in batch.positions.items()
+            }
+        )
+        if result.orgs:
+            self._with_redis(lambda: self.store.publish_changes(result, self._global_caught_up))
+        return True
 
     def _collect(self, tp: TopicPartition, record: Any, out: list[Increment]) -> int:
         try:
@@ -218,51 +252,6 @@ class Projector:
                 max_request_size=2 * 1024 * 1024,
             )
         return self._producer
-
-    def _apply(self, increments: list[Increment], positions: dict[int, int]) -> bool:
-        """Apply the batch, retrying while Redis is away; False when the batch was dropped."""
-        expected = {p: self._next.get(p) for p in positions}
-        started = time.perf_counter()
-        for attempt in range(10**9):
-            try:
-                result = self.store.apply(increments, positions, expected)
-                break
-            except PositionsDiverged as diverged:
-                # Redis lost recent writes (e.g. killed between AOF fsyncs): re-read from
-                # what it holds; the per-org offsets make the replay exact.
-                log.warning(
-                    "redis positions behind ours; re-seeking", extra={"detail": str(diverged)}
-                )
-                self.seek_to_stored(self.consumer.assignment())
-                return False
-            except (redis.ConnectionError, redis.TimeoutError) as error:
-                metrics.APPLY_RETRIES.inc()
-                if self._stop.is_set():
-                    # Nothing of this batch is acknowledged anywhere: a restart re-reads it.
-                    log.warning("stopping with a batch unapplied (redis unreachable)")
-                    return False
-                delay = RETRY_BACKOFF[min(attempt, len(RETRY_BACKOFF) - 1)]
-                log.warning(
-                    "redis unreachable; retrying batch",
-                    extra={"error": str(error), "retry_in": delay},
-                )
-                time.sleep(delay)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.observe(sum(1 for _ in increments))
-        metrics.EVENTS_APPLIED.inc(result.applied)
-        metrics.EVENTS_DUPLICATE.inc(result.duplicates)
-        metrics.EVENTS_REPLAYED.inc(result.already_applied)
-        self._count_late(increments)
-        self._next.update(positions)
-        self.consumer.commit_async(
-            {
-                TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                for p, o in positions.items()
-            }
-        )
-        if result.orgs:
-            self._with_redis(lambda: self.store.publish_changes(result, self._global_caught_up))
-        return True
 
     def _count_late(self, increments: list[Increment]) -> None:
         if self._global_caught_up is None:
