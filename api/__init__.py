@@ -20,6 +20,7 @@ from projector.store import CounterStore
 # A Redis outage must turn into a quick 503, not a request hanging on reconnect backoff.
 REDIS_TIMEOUT_SECONDS = 2.0
 REDIS_HEALTH_CHECK_SECONDS = 30
+REDIS_MAX_CONNECTIONS = 64
 
 
 def create_app(
@@ -45,14 +46,19 @@ def create_app(
 
 def connect_redis(url: str) -> redis.Redis:
     """A Redis client that fails fast (2 s), so an outage is a quick 503."""
-    return redis.Redis.from_url(
+    # Under gevent every in-flight request is a greenlet holding its own connection: bound
+    # the pool so a burst queues (up to the timeout, then 503) instead of opening thousands.
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_SECONDS,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
         # A connection the server dropped is retried once, at once; a timeout is not retried.
         retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def register_logging(settings: Settings) -> None:
