@@ -5,6 +5,7 @@ topic, and which gunicorn worker serves a connection."""
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import multiprocessing
 import os
@@ -44,10 +45,10 @@ def recent_plan(orgs: int, count: int, seed: int, days_ago: int = 2, **extra: An
     )
 
 
-def oracle(plan: Plan) -> Summary:
-    """What publishing `plan` sends: distinct valid events per org (generation is pure)."""
+def oracle(plan: Plan, limit: int | None = None) -> Summary:
+    """What publishing the first `limit` messages of `plan` sends (generation is pure)."""
     summary = Summary()
-    for _ in generate(plan, summary):
+    for _ in itertools.islice(generate(plan, summary), limit):
         pass
     return summary
 
@@ -60,6 +61,7 @@ def _feed(
     published: Any,
     running: Any,
     paused: Any,
+    halt: Any,
     errors: Any,
 ) -> None:
     """Publish `plan`, `per_tick` messages a tick, each tick flushed; count into `published`."""
@@ -68,7 +70,7 @@ def _feed(
         with Publisher(bootstrap, topic) as publisher:
             messages = generate(plan)
             next_tick, done = time.monotonic(), False
-            while not done:
+            while not done and not halt.is_set():
                 if not running.is_set():
                     paused.set()
                     running.wait()
@@ -93,21 +95,22 @@ def _feed(
 class Feeder:
     """Publishes a plan's messages at `rate` per second in a thread, or in a process of its
     own (`process=True`: a producer that survives broker outages without leaking into the
-    test process); `summary` is the exact oracle. Clear `running` to pause between ticks
-    (`paused` is set while it waits)."""
+    test process). Clear `running` to pause between ticks (`paused` is set while it waits);
+    `stop()` ends it early. `finish()` returns the exact oracle of what was published."""
 
     def __init__(
         self, settings: Settings, plan: Plan, rate: float, *, process: bool = False
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self.summary = oracle(plan)
+        self.plan = plan
         self._published = ctx.Value("q", 0)
         self.running, self.paused = ctx.Event(), ctx.Event()
         self.running.set()
+        self._halt = ctx.Event()
         self._errors = ctx.SimpleQueue()
         tick = 0.1
         args = (settings, plan, max(1, round(rate * tick)), tick, self._published)
-        args += (self.running, self.paused, self._errors)
+        args += (self.running, self.paused, self._halt, self._errors)
         worker = ctx.Process if process else threading.Thread
         self._worker: Any = worker(target=_feed, args=args, name="feeder", daemon=True)
 
@@ -119,6 +122,10 @@ class Feeder:
     def start(self) -> None:
         """Start publishing."""
         self._worker.start()
+
+    def stop(self) -> None:
+        """End after the tick in hand (every message of it delivered)."""
+        self._halt.set()
 
     def alive(self) -> bool:
         """Whether it is still publishing."""
@@ -134,7 +141,7 @@ class Feeder:
         if not self._errors.empty():
             raise AssertionError(f"feeder failed: {self._errors.get()}")
         assert getattr(self._worker, "exitcode", 0) == 0, f"feeder exit {self._worker.exitcode}"
-        return self.summary
+        return oracle(self.plan, self.published)
 
 
 @dataclass(frozen=True)
