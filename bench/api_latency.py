@@ -1,0 +1,606 @@
+"""POST-count latency per span and requests/s of the API, against PostgreSQL on the same events.
+
+    .venv/bin/python -m bench.api_latency [--events 2000000] [--orgs 5] [--requests 500]
+                                          [--clients 16] [--seconds 10] [--quick]
+                                          [--quiet 25] [--quiet-wait 300]
+
+Publishes `--events` distinct events (plus 1 % producer retries) for `--orgs` orgs spread
+over 12 years with `events.produce`, projects them with the real projector
+(`python -m projector`) and serves them with the real API (`python -m api`: gunicorn,
+gevent workers, WEB_CONCURRENCY=2, LOG_LEVEL=WARNING, bound to 127.0.0.1). A temporary
+PostgreSQL (bench/pg.py) holds the same distinct (org_id, second) pairs in `records` with a
+btree index on (org_id, occurred_at).
+
+Latency, concurrency 1: `--requests` ranges per span (1 s, 1 day, 90 days, 1 year,
+10 years) at random orgs and positions, shuffled together, each POSTed once over one
+keep-alive connection; the same ranges then go to Redis directly (the count round trip the
+API makes, without HTTP) and to PostgreSQL (`COUNT(*) ... BETWEEN`, prepared). Every API
+count must equal PostgreSQL's and an in-memory oracle's, or the bench fails.
+Throughput: `--clients` greenlets (gevent sockets, one keep-alive connection each, in this
+process) POST fresh ranges of mixed spans for `--seconds`; their counts are checked too.
+The machine has 2 cores, shared with whatever else runs: before each measured phase the
+bench waits (at most `--quiet-wait` s) until other processes use <= `--quiet` % of a core,
+and it reports the CPU that other work used during each phase and per process under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import sys
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.socket
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.common import bench_settings, cleanup, machine, table
+from bench.pg import PgServer, load_records
+from events.produce import Plan, Summary, produce
+from events.schema import format_utc
+from events.settings import Settings
+from projector.buckets import MAX_SECOND
+from projector.store import CounterStore
+from scripts.harness import Proc, free_port, start_api, start_projector, wait_until
+
+DAY = 86_400
+SPANS = (
+    ("1 s", 1),
+    ("1 day", DAY),
+    ("90 days", 90 * DAY),
+    ("1 year", 365 * DAY),
+    ("10 years", 3652 * DAY),
+)
+DATA_YEARS = 12
+PATH = "/api/v1/period-record-counts"
+SQL = "SELECT COUNT(*) FROM records WHERE org_id = %s AND occurred_at BETWEEN %s AND %s"
+TARGET_P99_MS, TARGET_RATIO, TARGET_RPS = 5.0, 50.0, 1500.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One range to count: span name, org, inclusive whole-second bounds, the POST body."""
+
+    span: str
+    org: str
+    start: int
+    end: int
+
+    def body(self) -> bytes:
+        """The POST body."""
+        window = {"start": format_utc(self.start), "end": format_utc(self.end)}
+        return json.dumps({"org_id": self.org, "range": window}).encode()
+
+
+class HttpClient:
+    """A minimal keep-alive HTTP/1.1 client (one connection; JSON POSTs), cheap on CPU."""
+
+    def __init__(self, port: int, sockets: Any = socket) -> None:
+        self._port, self._sockets = port, sockets
+        self._sock: Any = None
+        self._buf = b""
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """(status, body); reconnects once when the server closed an idle connection."""
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        for attempt in range(2):
+            if self._sock is None:
+                self._sock = self._sockets.create_connection(("127.0.0.1", self._port), 10)
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                self._sock.sendall(request)
+                return self._response()
+            except (ConnectionError, BrokenPipeError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _recv(self, buf: bytes) -> bytes:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        return buf + chunk
+
+    def _response(self) -> tuple[int, bytes]:
+        buf = self._buf
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf = self._recv(buf)
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])
+        }
+        need = end + 4 + int(headers["content-length"])  # our API never sends chunked bodies
+        while len(buf) < need:
+            buf = self._recv(buf)
+        self._buf = buf[need:]
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return int(lines[0].split(" ", 2)[1]), buf[end + 4 : need]
+
+    def close(self) -> None:
+        """Close the connection (the next POST opens a new one)."""
+        if self._sock is not None:
+            self._sock.close()
+        self._sock, self._buf = None, b""
+
+
+class Oracle:
+    """Exact counts by bisection over each org's sorted event seconds."""
+
+    def __init__(self, events: Sequence[tuple[str, int]]) -> None:
+        self.seconds: dict[str, list[int]] = {}
+        for org, second in events:
+            self.seconds.setdefault(org, []).append(second)
+        for values in self.seconds.values():
+            values.sort()
+
+    def count(self, org: str, start: int, end: int) -> int:
+        """Events of org with start <= second <= end."""
+        values = self.seconds.get(org, [])
+        return bisect_right(values, end) - bisect_left(values, start)
+
+
+def make_queries(rng: random.Random, orgs: Sequence[str], lo: int, hi: int, n: int) -> list[Query]:
+    """`n` ranges per span at random orgs and positions inside [lo, hi], shuffled together."""
+    queries = []
+    for name, span in SPANS:
+        for _ in range(n):
+            start = rng.randint(lo, hi - span + 1)
+            queries.append(Query(name, rng.choice(orgs), start, start + span - 1))
+    rng.shuffle(queries)
+    return queries
+
+
+def pct(values: Sequence[float], q: int) -> float:
+    """The q-th percentile (inclusive method)."""
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        if len(values) > 1
+        else values[0]
+    )
+
+
+def timed(queries: Sequence[Query], call: Callable[[Query], int]) -> list[tuple[float, int]]:
+    """(seconds, count) of `call` per query, one after the other."""
+    out = []
+    clock = time.perf_counter
+    for q in queries:
+        started = clock()
+        count = call(q)
+        out.append((clock() - started, count))
+    return out
+
+
+def api_call(client: HttpClient) -> Callable[[Query], int]:
+    """POST one range; the record_count, failing on any status but 200/201."""
+
+    def call(q: Query) -> int:
+        status, body = client.post(PATH, q.body())
+        if status not in (200, 201):
+            raise RuntimeError(f"POST {q} answered {status}: {body[:300]!r}")
+        return int(json.loads(body)["record_count"])
+
+    return call
+
+
+def pg_call(conn: Any) -> Callable[[Query], int]:
+    """COUNT(*) of one range in PostgreSQL (prepared; whole-second events, inclusive end)."""
+    cur = conn.cursor()
+    epoch, slack = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=999_999)
+
+    def call(q: Query) -> int:
+        start, end = epoch + timedelta(seconds=q.start), epoch + timedelta(seconds=q.end)
+        cur.execute(SQL, (q.org, start, end + slack), prepare=True)
+        return int(cur.fetchone()[0])
+
+    return call
+
+
+def throughput(port: int, pools: list[list[Query]], seconds: float) -> tuple[float, list[Any]]:
+    """req/s of len(pools) greenlet clients POSTing their pools for `seconds`; the results."""
+    results: list[tuple[float, Query, int]] = []
+    deadline = time.monotonic() + seconds
+
+    def client(pool: list[Query]) -> None:
+        http = HttpClient(port, gevent.socket)
+        call = api_call(http)
+        for q in pool:
+            if time.monotonic() >= deadline:
+                break
+            started = time.perf_counter()
+            count = call(q)
+            results.append((time.perf_counter() - started, q, count))
+        http.close()
+
+    started = time.monotonic()
+    jobs = [gevent.spawn(client, pool) for pool in pools]
+    gevent.joinall(jobs, timeout=seconds + 60, raise_error=True)
+    if not all(job.dead for job in jobs):
+        gevent.killall(jobs)
+        raise TimeoutError("load clients did not finish")
+    return len(results) / (time.monotonic() - started), results
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants, from /proc (0 if gone).
+
+    A negative pid means that process alone (this one: its children are counted apart).
+    """
+    if pid < 0:
+        times = os.times()
+        return times.user + times.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / CLK_TCK
+
+
+class CpuMeter:
+    """CPU use (% of one core) of named process trees over a window, and of everything else."""
+
+    OTHER = "other work on the machine"
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.percent: dict[str, float] = {}
+
+    def __enter__(self) -> CpuMeter:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._busy, self._started = machine_busy(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.monotonic() - self._started
+        self.percent = {
+            name: 100 * (cpu_seconds(pid) - self._before[name]) / wall
+            for name, pid in self.pids.items()
+        }
+        total = 100 * (machine_busy() - self._busy) / wall
+        self.percent[self.OTHER] = max(0.0, total - sum(self.percent.values()))
+        self.percent["machine total (200 = both cores)"] = total
+
+    @property
+    def other(self) -> float:
+        """CPU % used by processes that are not ours."""
+        return self.percent.get(self.OTHER, 0.0)
+
+
+def wait_quiet(pids: dict[str, int], limit: float, timeout: float) -> float:
+    """Wait (bounded) until other work uses at most `limit` % of a core; return the last %."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with CpuMeter(pids) as meter:
+            time.sleep(3)
+        if meter.other <= limit or time.monotonic() >= deadline:
+            return meter.other
+        print(f"  other work uses {meter.other:.0f} % of a core; waiting for a quieter machine")
+
+
+def log_ends(settings: Settings) -> dict[int, int]:
+    """End offset per partition of the topic."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        parts = consumer.partitions_for_topic(settings.record_events_topic) or set()
+        tps = [TopicPartition(settings.record_events_topic, p) for p in parts]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def publish(settings: Settings, events: int, orgs: int, seed: int) -> tuple[Plan, Summary]:
+    """Publish `events` distinct events (+1 % retries) over DATA_YEARS years ending now."""
+    dup = 0.01
+    count = round(events / (1 - dup))
+    while Plan(("o",), count, 0, 0, duplicate_ratio=dup).quotas[0] < events:
+        count += 1
+    end_ms = int(time.time()) * 1000
+    plan = Plan(
+        orgs=tuple(f"org-bench-{i}" for i in range(1, orgs + 1)),
+        count=count,
+        start_ms=end_ms - int(DATA_YEARS * 365.25 * DAY * 1000),
+        end_ms=end_ms,
+        duplicate_ratio=dup,
+        seed=seed,
+    )
+    summary = produce(
+        plan,
+        settings.kafka_bootstrap_servers,
+        settings.record_events_topic,
+        workers=2,
+        keep_events=True,
+    )
+    return plan, summary
+
+
+def check(label: str, queries: Sequence[Query], got: Sequence[int], want: Sequence[int]) -> None:
+    """Fail loudly when any count differs."""
+    bad = [(q, g, w) for q, g, w in zip(queries, got, want, strict=True) if g != w]
+    if bad:
+        lines = "\n".join(f"  {q}: {label} {g}, expected {w}" for q, g, w in bad[:10])
+        raise SystemExit(f"COUNT MISMATCH: {len(bad)} of {len(queries)} ranges\n{lines}")
+
+
+def our_pids(api: Proc, projector: Proc, client: redis.Redis, pg: PgServer) -> dict[str, int]:
+    """The process trees that belong to this run (the API's workers one by one)."""
+    children = Path(f"/proc/{api.pid}/task/{api.pid}/children").read_text().split()
+    pids = {f"API worker {i + 1}": int(pid) for i, pid in enumerate(children)}
+    pids["Redis"] = int(client.info("server")["process_id"])
+    pids["projector (idle)"] = projector.pid
+    pids["PostgreSQL"] = pg.pid or 0
+    pids["this process (load client)"] = -1  # its own time only: the rest are its children
+    return pids
+
+
+def load_run(
+    port: int, pids: dict[str, int], orgs: Sequence[str], lo: int, hi: int, args: Any
+) -> tuple[float, list[Any], dict[str, float]]:
+    """Warm up, then the measured throughput run with CPU use per process (% of one core)."""
+    per_client = max(200, int(3000 * args.seconds / args.clients))
+
+    def pools(seed: int, size: int) -> list[list[Query]]:
+        return [
+            make_queries(random.Random(seed + i), orgs, lo, hi, size // len(SPANS) + 1)
+            for i in range(args.clients)
+        ]
+
+    throughput(port, pools(10_000, 100), min(2.0, args.seconds))
+    work = pools(20_000, per_client)
+    wait_quiet(pids, args.quiet, args.quiet_wait)
+    with CpuMeter(pids) as meter:
+        rate, results = throughput(port, work, args.seconds)
+    return rate, results, meter.percent
+
+
+def run(args: argparse.Namespace) -> None:
+    """Set everything up, measure, check every count, print the tables and verdicts."""
+    print(f"# api_latency on {machine()}")
+    print(f"command: {' '.join(['python -m bench.api_latency', *sys.argv[1:]])}")
+    settings = bench_settings("api-latency")
+    settings = replace(settings, port=free_port(), log_level="WARNING", web_concurrency=2)
+    print(f"kafka {settings.kafka_bootstrap_servers}, redis {settings.redis_url}")
+    pg, procs = PgServer(), []
+    client = redis.Redis.from_url(settings.redis_url)
+    store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
+    try:
+        pg.start()
+        print(f"PostgreSQL {pg.version} on 127.0.0.1:{pg.port} (pid {pg.pid})")
+        plan, summary = publish(settings, args.events, args.orgs, args.seed)
+        events = summary.events or []
+        print(
+            f"published {summary.sent:,} messages ({len(events):,} distinct events, "
+            f"{summary.duplicates:,} retries) for {len(plan.orgs)} orgs over {DATA_YEARS} years "
+            f"in {summary.elapsed_s:.1f}s"
+        )
+        ends = log_ends(settings)
+        started = time.perf_counter()
+        procs.append(start_projector(settings))
+        with pg.connect() as conn:
+            rows = load_records(conn, events)
+        print(
+            f"PostgreSQL: {rows:,} rows copied, indexed, vacuumed "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+        wait_until(
+            lambda: all(store.positions().get(p, 0) >= e for p, e in ends.items() if e),
+            3600,
+            "projector to catch up",
+            interval=0.2,
+        )
+        print(f"projected in {time.perf_counter() - started:.1f}s")
+        for org, n in sorted(summary.valid.items()):
+            total = store.count(org, 0, MAX_SECOND)
+            if total != n:
+                raise SystemExit(f"COUNT MISMATCH: {org} has {total} in Redis, {n} published")
+        procs.append(start_api(settings, GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{settings.port}"))
+        oracle = Oracle(events)
+        summary.events = events = []  # the oracle holds them now
+        report(measure(args, settings, pg, client, oracle, plan, procs), args)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        pg.stop()
+        client.close()
+        cleanup(settings)
+
+
+@dataclass
+class Results:
+    """What one run measured."""
+
+    queries: list[Query]
+    want: list[int]
+    api: list[tuple[float, int]]
+    direct: list[tuple[float, int]]
+    sql: list[tuple[float, int]]
+    upserts: list[float]
+    rate: float = 0.0
+    loaded: list[tuple[float, Query, int]] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    other: dict[str, float] = field(default_factory=dict)
+
+
+def measure(
+    args: argparse.Namespace,
+    settings: Settings,
+    pg: PgServer,
+    client: redis.Redis,
+    oracle: Oracle,
+    plan: Plan,
+    procs: list[Proc],
+) -> Results:
+    """The measurements proper, on running services; fails loudly on any wrong count."""
+    from api.service import new_snapshot_id
+    from api.snapshots import SnapshotStore
+
+    store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
+    snaps = SnapshotStore(client, f"{settings.redis_key_prefix}:direct")
+    rng = random.Random(args.seed)
+    lo, hi = plan.start_ms // 1000, plan.end_ms // 1000
+    queries = make_queries(rng, plan.orgs, lo, hi, args.requests)
+    warm = make_queries(rng, plan.orgs, lo, hi, 20)
+    want = [oracle.count(q.org, q.start, q.end) for q in queries]
+    pids = our_pids(procs[-1], procs[0], client, pg)
+    other: dict[str, float] = {}
+
+    def phase(label: str, call: Callable[[Query], int]) -> list[tuple[float, int]]:
+        timed(warm, call)
+        wait_quiet(pids, args.quiet, args.quiet_wait)
+        with CpuMeter(pids) as meter:
+            out = timed(queries, call)
+        other[label] = meter.other
+        if label != "snapshot upsert":
+            check(label, queries, [c for _, c in out], want)
+        return out
+
+    def direct_count(q: Query) -> int:
+        return store.count_and_caught_up(q.org, q.start, q.end)[0]
+
+    def upsert(q: Query) -> int:
+        snapshot, _ = snaps.upsert(q.org, q.start, q.end, 0, False, time.time(), new_snapshot_id())
+        return snapshot.record_count
+
+    http = HttpClient(settings.port)
+    api = phase("API", api_call(http))
+    http.close()
+    direct = phase("Redis count", direct_count)
+    upserts = [s for s, _ in phase("snapshot upsert", upsert)]
+    with pg.connect() as conn:
+        for org in plan.orgs:  # read each org's whole index once: a warm cache
+            conn.execute("SELECT COUNT(*) FROM records WHERE org_id = %s", (org,))
+        sql = phase("PostgreSQL", pg_call(conn))
+    print(f"all {len(queries):,} ranges: API count == PostgreSQL == Redis direct == oracle")
+    results = Results(queries, want, api, direct, sql, upserts, other=other)
+    results.rate, results.loaded, results.cpu = load_run(
+        settings.port, pids, plan.orgs, lo, hi, args
+    )
+    other["throughput"] = results.cpu[CpuMeter.OTHER]
+    loaded = [q for _, q, _ in results.loaded]
+    check(
+        "API under load",
+        loaded,
+        [c for _, _, c in results.loaded],
+        [oracle.count(q.org, q.start, q.end) for q in loaded],
+    )
+    print(f"all {len(loaded):,} ranges under load: API count == oracle\n")
+    return results
+
+
+def ms(values: Sequence[float], q: int) -> float:
+    """The q-th percentile in milliseconds."""
+    return 1000 * pct(values, q)
+
+
+def report(r: Results, args: argparse.Namespace) -> None:
+    """Print the figures, the ratios and a PASS/MISS line per target."""
+    rows, worst, ratio_year = [], (0.0, ""), 0.0
+    for name, _ in SPANS:
+        idx = [i for i, q in enumerate(r.queries) if q.span == name]
+        a, d, p = ([t[i][0] for i in idx] for t in (r.api, r.direct, r.sql))
+        mean = sum(r.want[i] for i in idx) / len(idx)
+        rows.append(
+            [
+                name,
+                f"{mean:,.0f}",
+                f"{ms(a, 50):.2f}",
+                f"{ms(a, 99):.2f}",
+                f"{ms(d, 50):.2f}",
+                f"{ms(p, 50):.2f}",
+                f"{ms(p, 99):.2f}",
+                f"{pct(p, 50) / pct(a, 50):.1f}x",
+                f"{pct(p, 99) / pct(a, 99):.1f}x",
+                f"{pct(p, 50) / pct(d, 50):.1f}x",
+            ]
+        )
+        worst = max(worst, (ms(a, 99), name))
+        if name == "1 year":
+            ratio_year = pct(p, 50) / pct(a, 50)
+    headers = ["span", "mean count", "API p50", "API p99", "Redis count p50", "PG p50"]
+    headers += ["PG p99", "PG/API p50", "PG/API p99", "PG/Redis p50"]
+    print(f"Latency at concurrency 1, {args.requests} ranges per span (ms):\n")
+    print(table(headers, rows))
+    print(
+        f"\nsnapshot upsert alone (one EVALSHA, direct): p50 {ms(r.upserts, 50):.2f} ms, "
+        f"p99 {ms(r.upserts, 99):.2f} ms"
+    )
+    print(
+        "other work on the machine (% of one core) during each phase: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in r.other.items())
+        + "\n"
+    )
+    lat = [s for s, _, _ in r.loaded]
+    print(
+        f"Throughput, {args.clients} clients, mixed spans, {args.seconds:.0f} s: "
+        f"{r.rate:,.0f} req/s ({len(r.loaded):,} requests; latency p50 {ms(lat, 50):.2f} ms, "
+        f"p99 {ms(lat, 99):.2f} ms)\n"
+    )
+    print(table(["process", "CPU % of one core"], [[k, f"{v:.0f}"] for k, v in r.cpu.items()]))
+    verdicts = [
+        [
+            f"p99 <= {TARGET_P99_MS:.0f} ms at every span",
+            f"worst {worst[0]:.2f} ms ({worst[1]})",
+            "PASS" if worst[0] <= TARGET_P99_MS else "MISS",
+        ],
+        [
+            f">= {TARGET_RATIO:.0f}x faster than PostgreSQL, 1 year (p50)",
+            f"{ratio_year:.1f}x",
+            "PASS" if ratio_year >= TARGET_RATIO else "MISS",
+        ],
+        [
+            f">= {TARGET_RPS:,.0f} req/s at {args.clients} clients",
+            f"{r.rate:,.0f} req/s",
+            "PASS" if r.rate >= TARGET_RPS else "MISS",
+        ],
+    ]
+    print()
+    print(table(["target", "measured", "verdict"], verdicts))
+
+
+def main() -> None:
+    """Parse the flags and run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=2_000_000, help="distinct events")
+    parser.add_argument("--orgs", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=500, help="ranges per span")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--quiet", type=float, default=25.0, help="most %% of a core other work may use"
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=300.0, help="longest wait for that, per phase (s)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 50k events, 50 ranges")
+    args = parser.parse_args()
+    if args.quick:
+        args.events, args.requests, args.seconds = 50_000, 50, 3.0
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
