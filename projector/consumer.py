@@ -164,9 +164,8 @@ class Projector:
             positions[tp.partition] = records[-1].offset + 1
         if bad:
             self._dlq().flush(timeout=30)
-        if not self._finish_previous():
+        if not self._finish_previous() or self._check_stored_positions():
             return 0  # re-sought: this batch was read from positions Redis no longer backs
-        self._check_stored_positions()
         self._advance_caught_up()
         if positions:
             expected = {p: self._next.get(p) for p in positions}
@@ -261,24 +260,26 @@ class Projector:
         if late:
             metrics.LATE_EVENTS.inc(late)
 
-    def _check_stored_positions(self) -> None:
-        """Once a PROBE_INTERVAL, re-seek if Redis holds other positions than ours.
+    def _check_stored_positions(self) -> bool:
+        """Once a PROBE_INTERVAL, re-seek if Redis holds other positions than ours; True if so.
 
         A batch notices lost writes only for its own partitions: a partition with no new
         records would otherwise never get back what Redis lost (nor be reported lagging).
         """
         now = time.monotonic()
         if now - self._last_check < PROBE_INTERVAL or not self._next:
-            return
+            return False
         self._last_check = now
         stored = self._with_redis(self.store.positions)
         if stored is None:
-            return
+            return False
         differ = {p: (stored.get(p), n) for p, n in self._next.items() if stored.get(p) != n}
-        if differ:
-            log.warning("redis positions differ from ours; re-seeking", extra={"positions": differ})
-            self.seek_to_stored(self.consumer.assignment())
-            self._probe = None
+        if not differ:
+            return False
+        log.warning("redis positions differ from ours; re-seeking", extra={"positions": differ})
+        self.seek_to_stored(self.consumer.assignment())
+        self._probe = None
+        return True
 
     # -- completeness -----------------------------------------------------------------
 
