@@ -49,7 +49,8 @@ class PathAlias:
 
 
 class CloseUnreadBody:
-    """WSGI middleware: an error answered without reading the request body ends the connection.
+    """WSGI middleware: an error answered without reading a large (over 64 KiB) or chunked
+    request body ends the connection.
 
     Otherwise gunicorn keeps the connection alive by reading the rest of that body first (all
     100 MiB of a refused 100 MiB upload). `force_close` is gunicorn's; elsewhere a no-op.
@@ -59,12 +60,13 @@ class CloseUnreadBody:
         self.app = app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        has_body = environ.get("CONTENT_LENGTH", "") not in ("", "0") or (
+        length = environ.get("CONTENT_LENGTH", "")
+        unbounded = (length.isdigit() and int(length) > MAX_BODY_BYTES) or (
             "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         )
 
         def start(status: str, headers: Any, exc_info: Any = None) -> Any:
-            if has_body and status[:1] in "45" and not environ.get(BODY_READ):
+            if unbounded and status[:1] in "45" and not environ.get(BODY_READ):
                 server_response = getattr(start_response, "__self__", None)
                 force_close = getattr(server_response, "force_close", None)
                 if callable(force_close):
