@@ -3,8 +3,8 @@ latency of valid requests sent one at a time."""
 
 from __future__ import annotations
 
-import http.client
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -13,7 +13,7 @@ from typing import Any
 from api.middleware import BASE_PATH
 from tests.integration.drills import call, count_body
 
-THREADS = 10
+THREADS = 20
 _GOOD = count_body("org-drill-flood", 1_700_000_000, 1_800_000_000)
 # (method, path, body, content type): each one a client error of another kind.
 BAD = [
@@ -26,25 +26,65 @@ BAD = [
 ]
 
 
+def _raw(port: int, method: str, path: str, body: bytes | None, ctype: str | None) -> bytes:
+    """One HTTP/1.1 keep-alive request, encoded once (the flood must cost its sender little)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    if ctype:
+        head += f"Content-Type: {ctype}\r\n"
+    if body is not None:
+        head += f"Content-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + (body or b"")
+
+
+def _answer(sock: socket.socket, buffer: bytearray) -> tuple[str, bool]:
+    """Read one response: its status and whether the server closes the connection."""
+    while b"\r\n\r\n" not in buffer:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed before a response")
+        buffer += data
+    end = buffer.index(b"\r\n\r\n") + 4
+    head = bytes(buffer[:end]).lower()
+    length = (
+        int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+        if b"content-length:" in head
+        else 0
+    )
+    while len(buffer) < end + length:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed in a response body")
+        buffer += data
+    del buffer[: end + length]
+    return head.split(b" ", 2)[1].decode(), b"connection: close" in head
+
+
 def _hammer(port: int, interval: float, deadline: float, seen: Counter[str]) -> None:
     """One keep-alive client sending bad requests every `interval` seconds until `deadline`."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    requests = [_raw(port, *bad) for bad in BAD]
+    sock, buffer = None, bytearray()
     next_at, i = time.monotonic(), 0
     while time.monotonic() < deadline:
-        method, path, body, ctype = BAD[i % len(BAD)]
-        i += 1
         try:
-            conn.request(method, path, body=body, headers={"Content-Type": ctype} if ctype else {})
-            response = conn.getresponse()
-            response.read()
-            seen[str(response.status)] += 1
-        except (OSError, http.client.HTTPException) as exc:
+            if sock is None:
+                sock, buffer = (
+                    socket.create_connection(("127.0.0.1", port), timeout=10),
+                    bytearray(),
+                )
+            sock.sendall(requests[i % len(requests)])
+            status, close = _answer(sock, buffer)
+            seen[status] += 1
+        except OSError as exc:
             seen[type(exc).__name__] += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            close = True
+        if close and sock is not None:
+            sock.close()
+            sock = None
+        i += 1
         next_at += interval
         time.sleep(max(0.0, next_at - time.monotonic()))  # pacing
-    conn.close()
+    if sock is not None:
+        sock.close()
 
 
 def flood(port: int, rate: float, seconds: float, ready: Any, results: Any) -> None:

@@ -85,7 +85,6 @@ def test_redis_restart_under_load(
     feeder.start()
     try:
         wait_until(lambda: feeder.published >= 600, 30, "events to flow")
-        applied = sum(store.positions().values())
         down_at = time.monotonic()
         private_redis.stop()  # SIGTERM: Redis fsyncs the AOF and exits
         answers = _outage_answers(port, snapshots[before.orgs[0]], before.orgs[0])
@@ -93,7 +92,8 @@ def test_redis_restart_under_load(
         up_at = time.monotonic()
         wait_until(lambda: call(port, "GET", "/readyz").status == 200, 30, "the API to recover")
         api_back = time.monotonic() - up_at
-        wait_until(lambda: sum(store.positions().values()) > applied, 30, "the projector")
+        restored = sum(store.positions().values())
+        wait_until(lambda: sum(store.positions().values()) > restored, 30, "the projector")
         projector_back = time.monotonic() - up_at
     finally:
         late = feeder.finish()
