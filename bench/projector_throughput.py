@@ -25,22 +25,12 @@ from kafka import KafkaConsumer, TopicPartition
 from bench.common import bench_settings, cleanup, machine, table
 from events.produce import Plan, produce
 from events.settings import Settings
+from events.topics import end_offsets
 from projector import keys
 from projector.store import CounterStore, Increment
 from scripts.harness import start_projector, wait_until
 
 DAY = 86400
-
-
-def log_ends(settings: Settings) -> dict[int, int]:
-    """End offset per partition of the topic."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        parts = consumer.partitions_for_topic(settings.record_events_topic) or set()
-        tps = [TopicPartition(settings.record_events_topic, p) for p in parts]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
 
 
 def bare_read(settings: Settings, total: int) -> float:
@@ -101,7 +91,7 @@ def throughput(events: int) -> None:
         sent = produce(
             plan, settings.kafka_bootstrap_servers, settings.record_events_topic, workers=2
         )
-        ends = log_ends(settings)
+        ends = end_offsets(settings.kafka_bootstrap_servers, settings.record_events_topic)
         total = sum(ends.values())
         print(
             f"published {sent.sent:,} events in {sent.elapsed_s:.1f}s "

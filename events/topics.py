@@ -166,3 +166,16 @@ def delete_topics(bootstrap_servers: str, topics: list[str], timeout_s: float = 
         raise KafkaUnavailable(f"cannot delete topics {topics}: {exc}") from exc
     finally:
         admin.close()
+
+
+def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """The topic's log-end offset per partition, asked of the broker now."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import redis
-from kafka import KafkaConsumer, TopicPartition
 
 from events.settings import Settings
+from events.topics import end_offsets
 from projector.consumer import Projector
 from projector.store import CounterStore
 from scripts.harness import wait_until
@@ -32,14 +32,8 @@ def oracle_count(seconds: Iterable[int], start: int, end: int) -> int:
 
 
 def log_ends(settings: Settings) -> dict[int, int]:
-    """The topic's end offset per partition, asked of the broker now."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        partitions = consumer.partitions_for_topic(settings.record_events_topic) or set()
-        tps = [TopicPartition(settings.record_events_topic, p) for p in partitions]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
+    """The test topic's end offset per partition, asked of the broker now."""
+    return end_offsets(settings.kafka_bootstrap_servers, settings.record_events_topic)
 
 
 def store_for(settings: Settings, client: redis.Redis) -> CounterStore:

@@ -27,22 +27,14 @@ from events.publisher import Publisher
 from events.schema import MAX_EPOCH, RecordCreated, format_utc, parse_instant
 from events.settings import Settings
 from events.topics import delete_topics, dlq_topic_for, ensure_topics
+from tests import contract
 from tests.conftest import Services
 from tests.integration.projection import oracle_count, running_projector, wait_projected
 
-# The contract's example bodies, key for key.
-POST_KEYS = {"org_id", "range", "record_count", "is_complete", "computed_at"} | {"id"}
-SNAPSHOT_KEYS = {
-    "id",
-    "org_id",
-    "range_start",
-    "range_end",
-    "record_count",
-    "is_complete",
-    "snapshot_at",
-}
-LIST_KEYS, PAGINATION_KEYS = {"data", "pagination"}, {"page", "limit", "total"}
-DELETE_KEYS = {"deleted", "id"}
+# The contract's example bodies, key for key; SPEC adds the snapshot's `id` to POST's.
+POST_KEYS = contract.POST_KEYS | {"id"}
+SNAPSHOT_KEYS, DELETE_KEYS = contract.SNAPSHOT_KEYS, contract.DELETE_KEYS
+LIST_KEYS, PAGINATION_KEYS = contract.LIST_KEYS, contract.PAGINATION_KEYS
 ORGS = ["org-bufdir-42", "org-a", "x.y:z_1-2"]
 BURST = datetime(2025, 6, 15, 12, 0, 0, tzinfo=UTC)
 

@@ -17,18 +17,9 @@ from api.schemas import (
 )
 from api.snapshots import Snapshot
 from events.schema import MAX_EPOCH
+from tests.contract import POST_KEYS, SNAPSHOT_KEYS
 
 JAN_1_2026 = 1767225600
-CONTRACT_POST_KEYS = {"org_id", "range", "record_count", "is_complete", "computed_at"}
-CONTRACT_SNAPSHOT_KEYS = {
-    "id",
-    "org_id",
-    "range_start",
-    "range_end",
-    "record_count",
-    "is_complete",
-    "snapshot_at",
-}
 
 
 def body(start: Any = "2026-01-01T00:00:00Z", end: Any = "2026-01-01T00:00:00Z", **extra: Any):
@@ -225,7 +216,7 @@ SNAPSHOT = Snapshot(
 
 def test_snapshot_dumps_with_the_contract_keys_in_utc() -> None:
     dumped = SnapshotSchema().dump(SNAPSHOT)
-    assert set(dumped) == CONTRACT_SNAPSHOT_KEYS
+    assert set(dumped) == SNAPSHOT_KEYS
     assert dumped["range_start"] == "2026-01-01T00:00:00Z"
     assert dumped["range_end"] == "2026-03-31T23:59:59Z"
     assert dumped["snapshot_at"] == "2026-03-26T08:00:00Z"
@@ -233,7 +224,7 @@ def test_snapshot_dumps_with_the_contract_keys_in_utc() -> None:
 
 def test_count_result_dumps_the_contract_keys_plus_id() -> None:
     dumped = CountResultSchema().dump(SNAPSHOT)
-    assert set(dumped) == CONTRACT_POST_KEYS | {"id"}
+    assert set(dumped) == POST_KEYS | {"id"}
     assert dumped["range"] == {"start": "2026-01-01T00:00:00Z", "end": "2026-03-31T23:59:59Z"}
     assert dumped["computed_at"] == "2026-03-26T08:00:00Z"
 
