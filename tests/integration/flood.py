@@ -59,18 +59,20 @@ def _answer(sock: socket.socket, buffer: bytearray) -> tuple[str, bool]:
     return head.split(b" ", 2)[1].decode(), b"connection: close" in head
 
 
-def _hammer(port: int, interval: float, deadline: float, seen: Counter[str]) -> None:
-    """One keep-alive client sending bad requests every `interval` seconds until `deadline`."""
+def _hammer(port: int, interval: float, on: Any, stop: Any, seen: Counter[str]) -> None:
+    """One keep-alive client sending bad requests every `interval` s while `on`, until `stop`."""
     requests = [_raw(port, *bad) for bad in BAD]
     sock, buffer = None, bytearray()
     next_at, i = time.monotonic(), 0
-    while time.monotonic() < deadline:
+    while not stop.is_set():
+        if not on.is_set():
+            on.wait(0.1)
+            next_at = time.monotonic()
+            continue
         try:
             if sock is None:
-                sock, buffer = (
-                    socket.create_connection(("127.0.0.1", port), timeout=10),
-                    bytearray(),
-                )
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                buffer = bytearray()
             sock.sendall(requests[i % len(requests)])
             status, close = _answer(sock, buffer)
             seen[status] += 1
@@ -87,22 +89,18 @@ def _hammer(port: int, interval: float, deadline: float, seen: Counter[str]) -> 
         sock.close()
 
 
-def flood(port: int, rate: float, seconds: float, ready: Any, results: Any) -> None:
-    """Send `rate` bad requests/s for `seconds`; put (statuses, achieved rate) on `results`."""
+def flood(port: int, rate: float, on: Any, stop: Any, results: Any) -> None:
+    """Send `rate` bad requests/s while `on` is set, until `stop`; put the statuses seen."""
     counters: list[Counter[str]] = [Counter() for _ in range(THREADS)]
-    started = time.monotonic()
-    deadline = started + seconds
     threads = [
-        threading.Thread(target=_hammer, args=(port, THREADS / rate, deadline, seen))
+        threading.Thread(target=_hammer, args=(port, THREADS / rate, on, stop, seen))
         for seen in counters
     ]
     for thread in threads:
         thread.start()
-    ready.set()
     for thread in threads:
         thread.join()
-    seen = sum(counters, Counter())
-    results.put((dict(seen), seen.total() / (time.monotonic() - started)))
+    results.put(dict(sum(counters, Counter())))
 
 
 def latencies(port: int, n: int, rate: float) -> list[float]:
