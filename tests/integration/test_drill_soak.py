@@ -156,7 +156,8 @@ def test_soak(
         load_seconds = time.monotonic() - started
     finally:
         counter.halt.set()
-        summary = feeder.finish(timeout=SECONDS + 600)
+        feeder.stop()  # the oracle is what was published, to the message
+        summary = feeder.finish(timeout=120)
     published_at = time.monotonic()
     wait_projected(settings, drill_redis, timeout=600)
     drained = time.monotonic() - published_at
