@@ -127,7 +127,11 @@ def test_redis_restart_under_load(
         assert api_count(port, org) == total, org
         # The streams that stayed open through the outage reach the final count.
         streams[org].wait_count(total, timeout=30)
-    print(f"streams at the final count {time.monotonic() - resumed:.2f} s after projection ended")
+    connections = [len(stream.connections) for stream in streams.values()]
+    print(
+        f"streams at the final count {time.monotonic() - resumed:.2f} s after projection ended; "
+        f"connections per stream {connections}"
+    )
     for stream in streams.values():
         stream.close()
         assert all(c.status in (None, 200) for c in stream.connections), stream.connections
