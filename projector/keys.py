@@ -104,6 +104,15 @@ def caught_up_key(prefix: str, topic: str) -> str:
 
 CAUGHT_UP_PARTITIONS_FIELD = "partitions"
 
+_KIND = re.compile(r"^[^{]*\{[^}]*\}:(d|b|u|pos|x)(?::|$)")
+_KIND_NAMES = {"d": "counters", "b": "counters", "u": "counters", "x": "dedup", "pos": "offsets"}
+
+
+def kind_of(key: str) -> str:
+    """What a projector key holds: counters, dedup, offsets, or other (positions, caught-up)."""
+    match = _KIND.match(key)
+    return _KIND_NAMES[match.group(1)] if match else "other"
+
 
 def changes_channel(prefix: str) -> str:
     """The pub/sub channel of change notifications."""

@@ -94,3 +94,19 @@ def test_read_plan_groups_fields_by_key() -> None:
 def test_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError):
         keys.locate("prc:{o}:", TOP + 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        (keys.day_key(keys.org_base("p", "org-1"), 20000), "counters"),
+        (keys.block_key(keys.org_base("p", "o:d:x"), 625), "counters"),
+        (keys.upper_key(keys.org_base("p", "a")), "counters"),
+        (keys.dedup_key(keys.org_base("p", "org-1"), 3, 2), "dedup"),
+        (keys.offsets_key(keys.org_base("p", "org-1")), "offsets"),
+        (keys.positions_key("p", "record-events"), "other"),
+        (keys.caught_up_key("p", "record-events"), "other"),
+    ],
+)
+def test_kind_of_names_what_a_key_holds(key: str, kind: str) -> None:
+    assert keys.kind_of(key) == kind
