@@ -33,8 +33,8 @@ LOCATION = {"Location": {"description": "The snapshot's URL.", "schema": {"type"
 class Collection(MethodView):
     """The collection: count (and snapshot) a range; list snapshots."""
 
-    @blp.arguments(ListQuerySchema, location="query", error_status_code=400)
-    @blp.response(200, SnapshotPageSchema)
+    @blp.arguments(ListQuerySchema(), location="query", error_status_code=400)
+    @blp.response(200, SnapshotPageSchema())
     @blp.errors(503)
     @blp.doc(operationId="listCountSnapshots")
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
@@ -47,12 +47,12 @@ class Collection(MethodView):
             "pagination": {"page": query["page"], "limit": query["limit"], "total": page.total},
         }
 
-    @blp.arguments(CountRequestSchema)
+    @blp.arguments(CountRequestSchema())
     @blp.response(
-        201, CountResultSchema, description="Counted; snapshot created.", headers=LOCATION
+        201, CountResultSchema(), description="Counted; snapshot created.", headers=LOCATION
     )
     @blp.alt_response(
-        200, schema=CountResultSchema, description="Counted; snapshot refreshed.", success=True
+        200, schema=CountResultSchema(), description="Counted; snapshot refreshed.", success=True
     )
     @blp.errors(400, 401, 413, 415, 503)
     @blp.doc(operationId="countRecords", security=OPTIONAL_BEARER)
@@ -69,15 +69,15 @@ class Collection(MethodView):
 class SnapshotItem(MethodView):
     """One snapshot."""
 
-    @blp.response(200, SnapshotSchema)
+    @blp.response(200, SnapshotSchema())
     @blp.errors(404, 503)
     @blp.doc(operationId="getCountSnapshot")
     def get(self, snapshot_id: str) -> Any:
         """The snapshot; 404 unknown id, 503 without Redis."""
         return current_service().get(snapshot_id)
 
-    @blp.arguments(UpdateRequestSchema)
-    @blp.response(200, SnapshotSchema)
+    @blp.arguments(UpdateRequestSchema())
+    @blp.response(200, SnapshotSchema())
     @blp.errors(400, 401, 404, 409, 413, 415, 503)
     @blp.doc(operationId="refreshCountSnapshot", security=OPTIONAL_BEARER)
     def put(self, body: dict[str, Any], snapshot_id: str) -> Any:
@@ -85,7 +85,7 @@ class SnapshotItem(MethodView):
         window = body["range"]
         return current_service().recount(snapshot_id, window["start"], window["end"])
 
-    @blp.response(200, DeletedSchema)
+    @blp.response(200, DeletedSchema())
     @blp.errors(401, 404, 503)
     @blp.doc(operationId="deleteCountSnapshot", security=OPTIONAL_BEARER)
     def delete(self, snapshot_id: str) -> dict[str, Any]:
