@@ -278,11 +278,8 @@ class CounterStore:
     def _count_command(self, org_id: str, start: int, end: int) -> tuple[Any, ...]:
         check_range(start, end)
         plan = keys.read_plan(_org_base(self._prefix, org_id), decompose(start, end))
-        args: list[Any] = []
-        for fields in plan.values():
-            args.append(len(fields))
-            args += fields
-        return ("EVALSHA_RO", _COUNT.sha, len(plan), *plan, *args)
+        joined = [",".join(map(str, fields)) for fields in plan.values()]
+        return ("EVALSHA_RO", _COUNT.sha, len(plan), *plan, *joined)
 
     def _run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one pipeline; load the scripts and resend once on NOSCRIPT."""
