@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.api_latency [--events 2000000] [--orgs 5] [--requests 500]
                                           [--clients 16] [--seconds 10] [--quick]
-                                          [--quiet 25] [--quiet-wait 300]
+                                          [--quiet 25] [--quiet-wait 300] [--attempts 3]
 
 Publishes `--events` distinct events (plus 1 % producer retries) for `--orgs` orgs spread
 over 12 years with `events.produce`, projects them with the real projector
@@ -19,8 +19,10 @@ count must equal PostgreSQL's and an in-memory oracle's, or the bench fails.
 Throughput: `--clients` greenlets (gevent sockets, one keep-alive connection each, in this
 process) POST fresh ranges of mixed spans for `--seconds`; their counts are checked too.
 The machine has 2 cores, shared with whatever else runs: before each measured phase the
-bench waits (at most `--quiet-wait` s) until other processes use <= `--quiet` % of a core,
-and it reports the CPU that other work used during each phase and per process under load.
+bench waits (at most `--quiet-wait` s) until other processes use <= `--quiet` % of a core;
+a phase during which they used over twice that is run again (at most `--attempts` runs,
+fresh ranges for the API; the least disturbed run is kept, its counts checked like all).
+It reports the CPU that other work used during each phase and per process under load.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import gevent.socket
@@ -67,6 +69,7 @@ PATH = "/api/v1/period-record-counts"
 SQL = "SELECT COUNT(*) FROM records WHERE org_id = %s AND occurred_at BETWEEN %s AND %s"
 TARGET_P99_MS, TARGET_RATIO, TARGET_RPS = 5.0, 50.0, 1500.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -238,10 +241,7 @@ def throughput(port: int, pools: list[list[Query]], seconds: float) -> tuple[flo
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants, from /proc (0 if gone).
-
-    A negative pid means that process alone (this one: its children are counted apart).
-    """
+    """User + system CPU seconds of a process tree, from /proc (0 if gone; pid < 0: us alone)."""
     if pid < 0:
         times = os.times()
         return times.user + times.system
@@ -301,6 +301,25 @@ def wait_quiet(pids: dict[str, int], limit: float, timeout: float) -> float:
         print(f"  other work uses {meter.other:.0f} % of a core; waiting for a quieter machine")
 
 
+def quietly(
+    label: str, run: Callable[[], T], pids: dict[str, int], args: argparse.Namespace
+) -> tuple[T, CpuMeter]:
+    """Run a phase once the machine is quiet; rerun it if others disturbed it; the least so."""
+    # "Disturbed": other work used over twice --quiet during it. At most --attempts runs.
+    best: tuple[T, CpuMeter] | None = None
+    for _ in range(args.attempts):
+        wait_quiet(pids, args.quiet, args.quiet_wait)
+        with CpuMeter(pids) as meter:
+            out = run()
+        if best is None or meter.other < best[1].other:
+            best = (out, meter)
+        if meter.other <= 2 * args.quiet:
+            break
+        print(f"  {label}: other work used {meter.other:.0f} % of a core meanwhile; again")
+    assert best is not None
+    return best
+
+
 def log_ends(settings: Settings) -> dict[int, int]:
     """End offset per partition of the topic."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -357,22 +376,29 @@ def our_pids(api: Proc, projector: Proc, client: redis.Redis, pg: PgServer) -> d
 
 
 def load_run(
-    port: int, pids: dict[str, int], orgs: Sequence[str], lo: int, hi: int, args: Any
+    port: int, pids: dict[str, int], oracle: Oracle, plan: Plan, args: argparse.Namespace
 ) -> tuple[float, list[Any], dict[str, float]]:
     """Warm up, then the measured throughput run with CPU use per process (% of one core)."""
     per_client = max(200, int(3000 * args.seconds / args.clients))
+    seeds = iter(range(20_000, 10**9, 1000))
+    orgs, lo, hi = plan.orgs, plan.start_ms // 1000, plan.end_ms // 1000
 
-    def pools(seed: int, size: int) -> list[list[Query]]:
+    def pools(size: int) -> list[list[Query]]:
+        seed = next(seeds)
         return [
             make_queries(random.Random(seed + i), orgs, lo, hi, size // len(SPANS) + 1)
             for i in range(args.clients)
         ]
 
-    throughput(port, pools(10_000, 100), min(2.0, args.seconds))
-    work = pools(20_000, per_client)
-    wait_quiet(pids, args.quiet, args.quiet_wait)
-    with CpuMeter(pids) as meter:
-        rate, results = throughput(port, work, args.seconds)
+    def attempt() -> tuple[float, list[Any]]:
+        rate, results = throughput(port, pools(per_client), args.seconds)
+        loaded = [q for _, q, _ in results]
+        want = [oracle.count(q.org, q.start, q.end) for q in loaded]
+        check("API under load", loaded, [c for _, _, c in results], want)
+        return rate, results
+
+    throughput(port, pools(100), min(2.0, args.seconds))
+    (rate, results), meter = quietly("throughput", attempt, pids, args)
     return rate, results, meter.percent
 
 
@@ -402,7 +428,7 @@ def run(args: argparse.Namespace) -> None:
         with pg.connect() as conn:
             rows = load_records(conn, events)
         print(
-            f"PostgreSQL: {rows:,} rows copied, indexed, vacuumed "
+            f"PostgreSQL: {rows:,} rows copied, indexed, vacuumed (all pages all-visible) "
             f"in {time.perf_counter() - started:.1f}s"
         )
         wait_until(
@@ -458,55 +484,63 @@ def measure(
     from api.snapshots import SnapshotStore
 
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
-    snaps = SnapshotStore(client, f"{settings.redis_key_prefix}:direct")
     rng = random.Random(args.seed)
     lo, hi = plan.start_ms // 1000, plan.end_ms // 1000
-    queries = make_queries(rng, plan.orgs, lo, hi, args.requests)
     warm = make_queries(rng, plan.orgs, lo, hi, 20)
-    want = [oracle.count(q.org, q.start, q.end) for q in queries]
     pids = our_pids(procs[-1], procs[0], client, pg)
     other: dict[str, float] = {}
+    http = HttpClient(settings.port)
+    timed(warm, api_call(http))
+
+    def api_attempt() -> tuple[list[Query], list[tuple[float, int]]]:
+        qs = make_queries(rng, plan.orgs, lo, hi, args.requests)  # fresh: every POST creates
+        out = timed(qs, api_call(http))
+        check("API", qs, [c for _, c in out], [oracle.count(q.org, q.start, q.end) for q in qs])
+        return qs, out
+
+    (queries, api), meter = quietly("API", api_attempt, pids, args)
+    http.close()
+    other["API"] = meter.other
+    want = [oracle.count(q.org, q.start, q.end) for q in queries]
 
     def phase(label: str, call: Callable[[Query], int]) -> list[tuple[float, int]]:
         timed(warm, call)
-        wait_quiet(pids, args.quiet, args.quiet_wait)
-        with CpuMeter(pids) as meter:
-            out = timed(queries, call)
+        out, meter = quietly(label, lambda: timed(queries, call), pids, args)
         other[label] = meter.other
-        if label != "snapshot upsert":
-            check(label, queries, [c for _, c in out], want)
         return out
 
     def direct_count(q: Query) -> int:
         return store.count_and_caught_up(q.org, q.start, q.end)[0]
 
-    def upsert(q: Query) -> int:
-        snapshot, _ = snaps.upsert(q.org, q.start, q.end, 0, False, time.time(), new_snapshot_id())
-        return snapshot.record_count
+    prefixes = iter(range(1, 1000))
 
-    http = HttpClient(settings.port)
-    api = phase("API", api_call(http))
-    http.close()
+    def upserts_attempt() -> list[tuple[float, int]]:
+        # A fresh prefix per attempt, so every upsert creates, as the API's POSTs did.
+        snaps = SnapshotStore(client, f"{settings.redis_key_prefix}:direct{next(prefixes)}")
+
+        def upsert(q: Query) -> int:
+            snapshot, _ = snaps.upsert(
+                q.org, q.start, q.end, 0, False, time.time(), new_snapshot_id()
+            )
+            return snapshot.record_count
+
+        return timed(queries, upsert)
+
     direct = phase("Redis count", direct_count)
-    upserts = [s for s, _ in phase("snapshot upsert", upsert)]
+    check("Redis count", queries, [c for _, c in direct], want)
+    upsert_runs, meter = quietly("snapshot upsert", upserts_attempt, pids, args)
+    other["snapshot upsert"] = meter.other
+    upserts = [seconds for seconds, _ in upsert_runs]
     with pg.connect() as conn:
         for org in plan.orgs:  # read each org's whole index once: a warm cache
             conn.execute("SELECT COUNT(*) FROM records WHERE org_id = %s", (org,))
         sql = phase("PostgreSQL", pg_call(conn))
+    check("PostgreSQL", queries, [c for _, c in sql], want)
     print(f"all {len(queries):,} ranges: API count == PostgreSQL == Redis direct == oracle")
     results = Results(queries, want, api, direct, sql, upserts, other=other)
-    results.rate, results.loaded, results.cpu = load_run(
-        settings.port, pids, plan.orgs, lo, hi, args
-    )
+    results.rate, results.loaded, results.cpu = load_run(settings.port, pids, oracle, plan, args)
     other["throughput"] = results.cpu[CpuMeter.OTHER]
-    loaded = [q for _, q, _ in results.loaded]
-    check(
-        "API under load",
-        loaded,
-        [c for _, _, c in results.loaded],
-        [oracle.count(q.org, q.start, q.end) for q in loaded],
-    )
-    print(f"all {len(loaded):,} ranges under load: API count == oracle\n")
+    print(f"all {len(results.loaded):,} ranges under load: API count == oracle\n")
     return results
 
 
@@ -594,6 +628,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--quiet-wait", type=float, default=300.0, help="longest wait for that, per phase (s)"
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=3, help="most runs of a phase that others disturbed"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 50k events, 50 ranges")
     args = parser.parse_args()

@@ -3,7 +3,8 @@
 The server runs as the `postgres` OS user (it refuses root), listens on a free loopback
 port only (no TCP outside 127.0.0.1; its Unix socket sits in the temp folder), and trusts
 local connections. Durability is off (fsync, full-page writes): the benchmarks measure
-reads, and loading millions of rows should not wait on the disk.
+reads, and loading millions of rows should not wait on the disk. Reads get PostgreSQL at
+its best: 1 GB of shared buffers and a table whose every page is all-visible.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def _alive(pid: int) -> bool:
 
 
 def load_records(conn: psycopg.Connection[Any], events: Iterable[tuple[str, int]]) -> int:
-    """Create `records`, COPY the (org_id, epoch second) events in, index, VACUUM ANALYZE."""
+    """Create and fill `records`, index it, VACUUM until every page is all-visible."""
     conn.execute("DROP TABLE IF EXISTS records")
     conn.execute("CREATE TABLE records (org_id text NOT NULL, occurred_at timestamptz NOT NULL)")
     rows = 0
@@ -200,5 +201,14 @@ def load_records(conn: psycopg.Connection[Any], events: Iterable[tuple[str, int]
             copy.write("".join(lines))
             rows += len(lines)
     conn.execute("CREATE INDEX records_org_occurred_at ON records (org_id, occurred_at)")
-    conn.execute("VACUUM ANALYZE records")
-    return rows
+    # A plain VACUUM ANALYZE right after the load left most heap pages not all-visible (291
+    # of 12,739 once), and COUNT(*) then read the heap: 3x slower than PostgreSQL can be.
+    # FREEZE marks every page, so the counts are index-only scans; checked, not assumed.
+    for _ in range(3):
+        conn.execute("VACUUM (FREEZE, ANALYZE) records")
+        pages, visible = conn.execute(
+            "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'records'"
+        ).fetchone()  # type: ignore[misc]
+        if visible >= pages:
+            return rows
+    raise PgError(f"only {visible} of {pages} pages of records are all-visible after VACUUM")
