@@ -17,7 +17,7 @@ from events.settings import Settings
 
 _settings = Settings.from_env()
 
-bind = f"0.0.0.0:{_settings.port}"
+bind = f"{_settings.bind_host}:{_settings.port}"
 workers = _settings.web_concurrency
 worker_class = "gevent"
 # Every open stream holds a connection: room for SSE_MAX_STREAMS of them plus the REST calls.

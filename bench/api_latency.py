@@ -442,7 +442,7 @@ def run(args: argparse.Namespace) -> None:
             total = store.count(org, 0, MAX_SECOND)
             if total != n:
                 raise SystemExit(f"COUNT MISMATCH: {org} has {total} in Redis, {n} published")
-        procs.append(start_api(settings, GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{settings.port}"))
+        procs.append(start_api(settings))
         oracle = Oracle(events)
         summary.events = events = []  # the oracle holds them now
         report(measure(args, settings, pg, client, oracle, plan, procs), args)

@@ -38,6 +38,8 @@ class Settings:
     record_events_topic: str = "record-events"
     count_grace_seconds: int = 300
     port: int = 8000
+    # Address the API listens on: all interfaces for containers, loopback for tests.
+    bind_host: str = "0.0.0.0"
     api_token: str | None = None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "INFO"

@@ -119,7 +119,9 @@ def start_projector(settings: Settings, **extra: str) -> Proc:
 
 def start_api(settings: Settings, timeout: float = 30.0, **extra: str) -> Proc:
     """`python -m api` (gunicorn) with these settings, once /healthz answers."""
-    proc = Proc("api", [sys.executable, "-m", "api"], child_env(settings, **extra), log_dir())
+    # Tests and benchmarks only ever talk to loopback: listen nowhere else.
+    env = child_env(settings, **{"BIND_HOST": "127.0.0.1", **extra})
+    proc = Proc("api", [sys.executable, "-m", "api"], env, log_dir())
     url = f"http://127.0.0.1:{settings.port}/healthz"
 
     def healthy() -> bool:

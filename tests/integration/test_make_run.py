@@ -53,6 +53,7 @@ def test_run_chain_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path)
         PROJECTOR_METRICS_PORT=ports["metrics"],
         PRC_STATE_DIR=str(tmp_path / "state"),
         WEB_CONCURRENCY="1",
+        BIND_HOST="127.0.0.1",
     )
     # What `make run` runs, in a process group of its own so "Ctrl-C" reaches all of it.
     log = tmp_path / "run.log"
