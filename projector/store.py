@@ -25,7 +25,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from projector import keys
-from projector.buckets import DAY, MAX_SECOND, check_range, decompose
+from projector.buckets import DAY, MAX_SECOND, check_range
 
 # Dedup hashes outlive their last use by this much wall-clock time (see lua/apply.lua).
 DEDUP_SLACK_SECONDS = DAY
@@ -277,9 +277,17 @@ class CounterStore:
 
     def _count_command(self, org_id: str, start: int, end: int) -> tuple[Any, ...]:
         check_range(start, end)
-        plan = keys.read_plan(_org_base(self._prefix, org_id), decompose(start, end))
-        joined = [",".join(map(str, fields)) for fields in plan.values()]
-        return ("EVALSHA_RO", _COUNT.sha, len(plan), *plan, *joined)
+        base = _org_base(self._prefix, org_id)
+        first_day, last_day = start // DAY, end // DAY
+        # Every hash the script may read: the range's edges lie in these (see count.lua).
+        names = (
+            keys.day_key(base, first_day),
+            keys.day_key(base, last_day),
+            keys.block_key(base, first_day // _DAYS_PER_BLOCK),
+            keys.block_key(base, last_day // _DAYS_PER_BLOCK),
+            keys.upper_key(base),
+        )
+        return ("EVALSHA_RO", _COUNT.sha, len(names), *names, start, end)
 
     def _run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one pipeline; load the scripts and resend once on NOSCRIPT."""

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projector import keys
-from projector.buckets import MAX_SECOND, bucket_ids
+from projector.buckets import MAX_SECOND, bucket_ids, decompose
 from projector.store import (
     ApplyResult,
     Change,
@@ -328,3 +328,37 @@ def test_invalid_reads_are_refused(store: CounterStore, org: str, start: int, en
 def test_invalid_seconds_are_refused(store: CounterStore, second: int) -> None:
     with pytest.raises(ValueError):
         store.apply([inc("org-1", "a", second, 0)], {})
+
+
+def test_the_count_script_sums_exactly_the_buckets_of_decompose(
+    store: CounterStore, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    # Every level gets independent random values, so only a script that reads exactly the
+    # fields of buckets.decompose (located by keys.locate) can match the reference sum.
+    rng = random.Random(11)
+    base = keys.org_base(key_prefix, "org-lua")
+    edges = [0, MAX_SECOND, 86_399, 86_400, 2_764_799, 2_764_800, 11_324_620_800]
+    seconds = edges + [rng.randrange(MAX_SECOND + 1) for _ in range(150)]
+    seconds += [NOW + rng.randrange(-3 * YEAR, 3 * YEAR) for _ in range(150)]
+    values: dict[tuple[str, int], int] = {}
+    for second in seconds:
+        for level, index in bucket_ids(second):
+            values[keys.locate(base, level, index)] = rng.randrange(1, 1000)
+    pipe = redis_client.pipeline(transaction=False)
+    for (key, field), value in values.items():
+        pipe.hset(key, field, value)
+    pipe.execute()
+
+    points = sorted({min(MAX_SECOND, max(0, s + d)) for s in seconds for d in (-1, 0, 1)})
+    for _ in range(400):
+        start, end = sorted(rng.sample(points, 2))
+        if rng.random() < 0.1:
+            end = start
+        reference = sum(
+            values.get(keys.locate(base, level, index), 0) for level, index in decompose(start, end)
+        )
+        assert store.count("org-lua", start, end) == reference, (start, end)
+    whole = sum(
+        values.get(keys.locate(base, level, index), 0) for level, index in decompose(0, MAX_SECOND)
+    )
+    assert store.count("org-lua", 0, MAX_SECOND) == whole
