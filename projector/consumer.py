@@ -69,7 +69,6 @@ class Projector:
         self._probe: tuple[float, dict[int, int]] | None = None
         self._last_probe = 0.0
         self._last_check = 0.0
-        self._caught_up: dict[int, float] = {}
         self._global_caught_up: float | None = None
         self._producer: KafkaProducer | None = None
         self._applier = Applier(self.store, self._stop)
@@ -144,7 +143,6 @@ class Projector:
         """Drop state of partitions another member now owns."""
         for tp in revoked:
             self._next.pop(tp.partition, None)
-            self._caught_up.pop(tp.partition, None)
 
     # -- one batch --------------------------------------------------------------------
 
@@ -319,7 +317,6 @@ class Projector:
         self._store_caught_up(reached)
 
     def _store_caught_up(self, reached: dict[int, float]) -> None:
-        self._caught_up.update(reached)
         partitions = len(self.consumer.partitions_for_topic(self.topic) or ())
         stored = self._with_redis(lambda: self.store.set_caught_up(reached, partitions))
         if stored is None:

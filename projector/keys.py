@@ -36,14 +36,13 @@ in Redis); tests/integration/test_store.py pins the two together.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
-from projector.buckets import DAY, TOP, Bucket
+from projector.buckets import DAY, TOP
 
 DEDUP_SHARDS = 4
 _MINUTES_PER_DAY = 1_440
 _HOURS_PER_DAY = 24
-_DAYS_PER_BLOCK = 32
+DAYS_PER_BLOCK = 32
 _ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}").fullmatch
 _PREFIX = re.compile(r"[^{}\s]+").fullmatch
 
@@ -131,21 +130,20 @@ def locate(base: str, level: int, index: int) -> tuple[str, int]:
         day = index // _HOURS_PER_DAY
         return day_key(base, day), -1 - _MINUTES_PER_DAY - (index - day * _HOURS_PER_DAY)
     if level == 3:
-        block = index // _DAYS_PER_BLOCK
-        return block_key(base, block), index - block * _DAYS_PER_BLOCK
+        block = index // DAYS_PER_BLOCK
+        return block_key(base, block), index - block * DAYS_PER_BLOCK
     if 4 <= level <= TOP:
         return upper_key(base), 4 * index + (level - 4)
     raise ValueError(f"no level {level}")
 
 
-def read_plan(base: str, buckets: Iterable[Bucket]) -> dict[str, list[int]]:
-    """The fields to read per key to sum `buckets` of the org at `base`."""
-    plan: dict[str, list[int]] = {}
-    for level, index in buckets:
-        key, field = locate(base, level, index)
-        fields = plan.get(key)
-        if fields is None:
-            plan[key] = [field]
-        else:
-            fields.append(field)
-    return plan
+def count_keys(base: str, start: int, end: int) -> tuple[str, ...]:
+    """The hashes `lua/count.lua` reads for [start, end]: both edges' day and block, upper."""
+    first_day, last_day = start // DAY, end // DAY
+    return (
+        day_key(base, first_day),
+        day_key(base, last_day),
+        block_key(base, first_day // DAYS_PER_BLOCK),
+        block_key(base, last_day // DAYS_PER_BLOCK),
+        upper_key(base),
+    )

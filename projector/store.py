@@ -30,7 +30,6 @@ from projector.buckets import DAY, MAX_SECOND, check_range
 # Dedup hashes outlive their last use by this much wall-clock time (see lua/apply.lua).
 DEDUP_SLACK_SECONDS = DAY
 _MAX_DAY = MAX_SECOND // DAY
-_DAYS_PER_BLOCK = 32
 
 
 class StoreError(Exception):
@@ -201,7 +200,7 @@ class CounterStore:
             records.append(pack(digest, second, partition, offset, seen_at))
         if min(days) < 0 or max(days) > _MAX_DAY:
             raise ValueError(f"an event second of {org!r} is outside 0..{MAX_SECOND}")
-        blocks = {day // _DAYS_PER_BLOCK for day in days}
+        blocks = {day // keys.DAYS_PER_BLOCK for day in days}
         # Generations g - 1 and g + 1 are consulted too: a duplicate may straddle a boundary.
         lookups = {code + step for code in codes for step in (-shards, 0, shards)}
         key_list = [keys.offsets_key(base), keys.upper_key(base)]
@@ -277,16 +276,7 @@ class CounterStore:
 
     def _count_command(self, org_id: str, start: int, end: int) -> tuple[Any, ...]:
         check_range(start, end)
-        base = _org_base(self._prefix, org_id)
-        first_day, last_day = start // DAY, end // DAY
-        # Every hash the script may read: the range's edges lie in these (see count.lua).
-        names = (
-            keys.day_key(base, first_day),
-            keys.day_key(base, last_day),
-            keys.block_key(base, first_day // _DAYS_PER_BLOCK),
-            keys.block_key(base, last_day // _DAYS_PER_BLOCK),
-            keys.upper_key(base),
-        )
+        names = keys.count_keys(_org_base(self._prefix, org_id), start, end)
         return ("EVALSHA_RO", _COUNT.sha, len(names), *names, start, end)
 
     def _run(self, commands: list[tuple[Any, ...]]) -> list[Any]:

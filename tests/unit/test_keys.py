@@ -83,12 +83,22 @@ def test_fields_stay_small_integers(second: int) -> None:
             assert field == 4 * (second // LEVEL_SIZES[level]) + level - 4
 
 
-def test_read_plan_groups_fields_by_key() -> None:
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (1, MAX_SECOND - 1),
+        (0, MAX_SECOND),
+        (86_399, 86_400),
+        (86_399, 3 * 86_400 + 1),
+        (2_764_799, 2_764_800 * 40 + 7),
+        (5, 5),
+    ],
+)
+def test_a_range_reads_only_the_five_hashes_the_count_script_declares(start: int, end: int) -> None:
+    # lua/count.lua reads only these hashes: every bucket of the decomposition must be in one.
     base = keys.org_base("prc", "org-1")
-    buckets = decompose(1, MAX_SECOND - 1)
-    plan = keys.read_plan(base, buckets)
-    assert sum(len(f) for f in plan.values()) == len(buckets)
-    assert len(plan) <= 5  # two day hashes, two block hashes, the upper hash
+    declared = set(keys.count_keys(base, start, end))
+    assert {keys.locate(base, *bucket)[0] for bucket in decompose(start, end)} <= declared
 
 
 def test_unknown_level_is_refused() -> None:
