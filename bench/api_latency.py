@@ -45,13 +45,13 @@ from typing import Any, TypeVar
 import gevent
 import gevent.socket
 import redis
-from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import bench_settings, cleanup, machine, table
 from bench.pg import PgServer, load_records
 from events.produce import Plan, Summary, produce
 from events.schema import format_utc
 from events.settings import Settings
+from events.topics import end_offsets
 from projector.buckets import MAX_SECOND
 from projector.store import CounterStore
 from scripts.harness import Proc, free_port, start_api, start_projector, wait_until
@@ -320,17 +320,6 @@ def quietly(
     return best
 
 
-def log_ends(settings: Settings) -> dict[int, int]:
-    """End offset per partition of the topic."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        parts = consumer.partitions_for_topic(settings.record_events_topic) or set()
-        tps = [TopicPartition(settings.record_events_topic, p) for p in parts]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
-
-
 def publish(settings: Settings, events: int, orgs: int, seed: int) -> tuple[Plan, Summary]:
     """Publish `events` distinct events (+1 % retries) over DATA_YEARS years ending now."""
     dup = 0.01
@@ -422,7 +411,7 @@ def run(args: argparse.Namespace) -> None:
             f"{summary.duplicates:,} retries) for {len(plan.orgs)} orgs over {DATA_YEARS} years "
             f"in {summary.elapsed_s:.1f}s"
         )
-        ends = log_ends(settings)
+        ends = end_offsets(settings.kafka_bootstrap_servers, settings.record_events_topic)
         started = time.perf_counter()
         procs.append(start_projector(settings))
         with pg.connect() as conn:
