@@ -69,9 +69,18 @@ class CountService:
         return count, complete, self._clock()
 
     def count(self, org_id: str, start: int, end: int) -> tuple[Snapshot, bool]:
-        """Count now and create or refresh the (org, range) snapshot; True when created."""
-        count, complete, now = self._count(org_id, start, end)
-        return self._snapshots.upsert(org_id, start, end, count, complete, now, new_snapshot_id())
+        """Count now and create or refresh the (org, range) snapshot; True when created.
+
+        One Redis round trip: the count, caught_up_at and the upsert run in one script."""
+        return self._snapshots.count_and_upsert(
+            self._counters.count_script_args(org_id, start, end),
+            org_id,
+            start,
+            end,
+            self._grace,
+            self._clock(),
+            new_snapshot_id(),
+        )
 
     def get(self, snapshot_id: str) -> Snapshot:
         """The snapshot; raises SnapshotNotFound (404)."""

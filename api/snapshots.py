@@ -22,6 +22,8 @@ from typing import Any
 
 import redis
 
+from projector.store import COUNT_SOURCE
+
 _COMMON = """
 local p = ARGV[1]
 local function zsets(org, complete)
@@ -37,29 +39,78 @@ local function store(id, org, s, e, count, complete, at, score)
              'range_end', e, 'record_count', count, 'is_complete', complete,
              'snapshot_at', at, 'score', score)
   for _, key in ipairs(zsets(org, complete)) do redis.call('ZADD', key, score, id) end
-  return redis.call('HGETALL', p .. ':snapshot:' .. id)
+end
+-- Create the (org, range) snapshot as new_id, or refresh the stored one with these values.
+-- Returns {created (0|1), id} when these values were stored, or {0, id, stored fields} when
+-- the stored snapshot is newer (a refresh older than it changes nothing).
+local function upsert(org, s, e, new_id, count, complete, at, score)
+  local index = p .. ':snapshots:by-range'
+  local field = org .. '|' .. s .. '|' .. e
+  local id = redis.call('HGET', index, field)
+  if id then
+    local old = redis.call('HMGET', p .. ':snapshot:' .. id, 'is_complete', 'score')
+    if tonumber(old[2]) > tonumber(score) then
+      return {0, id, redis.call('HGETALL', p .. ':snapshot:' .. id)}
+    end
+    unindex(id, org, old[1])
+    store(id, org, s, e, count, complete, at, score)
+    return {0, id}
+  end
+  redis.call('HSET', index, field, new_id)
+  store(new_id, org, s, e, count, complete, at, score)
+  return {1, new_id}
 end
 """
 
 # ARGV: prefix, org, start, end, new id, count, complete, snapshot_at, score (ms).
-# Returns {created (0|1), snapshot fields}. A refresh older than the stored one changes nothing.
+# Returns upsert's reply.
 _UPSERT = (
     _COMMON
     + """
-local org, s, e, new_id = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local index = p .. ':snapshots:by-range'
-local field = org .. '|' .. s .. '|' .. e
-local id = redis.call('HGET', index, field)
-if id then
-  local old = redis.call('HMGET', p .. ':snapshot:' .. id, 'is_complete', 'score')
-  if tonumber(old[2]) > tonumber(ARGV[9]) then
-    return {0, redis.call('HGETALL', p .. ':snapshot:' .. id)}
+return upsert(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+"""
+)
+
+# The POST's one round trip: count.lua (the projector's, unchanged, as a function), the global
+# caught_up_at, is_complete, and the upsert of the result, all in one script.
+# KEYS: count.lua's five hashes, then the caught-up hash (CounterStore.count_script_args).
+# ARGV: prefix, start, end, the caught-up hash's partition-count field, org, new id, grace
+# seconds, snapshot_at, score (ms).
+# Returns {record_count, is_complete (0|1), then upsert's reply}.
+_COUNT_UPSERT = (
+    "local function count_range(KEYS, ARGV)\n"
+    + "".join(line for line in COUNT_SOURCE.splitlines(True) if not line.startswith("#!"))
+    + "\nend\n"
+    + _COMMON
+    + """
+-- projector.store's caught_up_at(): the least partition time; nil unless every one of the
+-- declared partitions has one (with none declared, the least of those stored, if any).
+local function caught_up_at(key, partitions_field)
+  local flat = redis.call('HGETALL', key)
+  local times, declared, least = {}, nil, nil
+  for i = 1, #flat, 2 do
+    if flat[i] == partitions_field then declared = tonumber(flat[i + 1])
+    else times[tonumber(flat[i])] = tonumber(flat[i + 1]) end
   end
-  unindex(id, org, old[1])
-  return {0, store(id, org, s, e, ARGV[6], ARGV[7], ARGV[8], ARGV[9])}
+  if not declared or declared == 0 then
+    for _, t in pairs(times) do if not least or t < least then least = t end end
+    return least
+  end
+  for partition = 0, declared - 1 do
+    local t = times[partition]
+    if not t then return nil end
+    if not least or t < least then least = t end
+  end
+  return least
 end
-redis.call('HSET', index, field, new_id)
-return {1, store(new_id, org, s, e, ARGV[6], ARGV[7], ARGV[8], ARGV[9])}
+local s, e = ARGV[2], ARGV[3]
+local total = count_range(KEYS, {s, e})
+local caught_up = caught_up_at(KEYS[6], ARGV[4])
+local complete = 0
+if caught_up and tonumber(e) + tonumber(ARGV[7]) <= caught_up then complete = 1 end
+local reply = upsert(ARGV[5], s, e, ARGV[6], string.format('%d', total), complete, ARGV[8],
+                     ARGV[9])
+return {total, complete, reply[1], reply[2], reply[3]}
 """
 )
 
@@ -80,7 +131,8 @@ if holder and holder ~= id then return {'conflict', holder} end
 redis.call('HDEL', index, org .. '|' .. old[2] .. '|' .. old[3])
 redis.call('HSET', index, field, id)
 unindex(id, org, old[4])
-return {'ok', store(id, org, s, e, ARGV[5], ARGV[6], ARGV[7], ARGV[8])}
+store(id, org, s, e, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+return {'ok', redis.call('HGETALL', key)}
 """
 )
 
@@ -168,6 +220,16 @@ def _snapshot(h: dict[str, str]) -> Snapshot:
     )
 
 
+def _upserted(
+    reply: list[Any], org_id: str, start: int, end: int, count: int, complete: bool, at: float
+) -> tuple[Snapshot, bool]:
+    """(snapshot, created) from the upsert's reply: what was stored, or the newer stored one."""
+    created, snapshot_id = reply[0] == 1, _text(reply[1])
+    if len(reply) > 2:
+        return _snapshot(_pairs(reply[2])), created
+    return Snapshot(snapshot_id, org_id, start, end, count, complete, int(at)), created
+
+
 def _values(count: int, complete: bool, at: float) -> list[int]:
     """record_count, is_complete, snapshot_at (whole seconds) and the ordering score (ms)."""
     return [count, int(complete), int(at), int(at * 1000)]
@@ -180,6 +242,7 @@ class SnapshotStore:
         self._redis = client
         self._prefix = prefix
         self._upsert = client.register_script(_UPSERT)
+        self._count_upsert = client.register_script(_COUNT_UPSERT)
         self._replace = client.register_script(_REPLACE)
         self._delete = client.register_script(_DELETE)
         self._page = client.register_script(_PAGE)
@@ -195,10 +258,41 @@ class SnapshotStore:
         self, org_id: str, start: int, end: int, count: int, complete: bool, at: float, new_id: str
     ) -> tuple[Snapshot, bool]:
         """Create the (org, range) snapshot as `new_id`, or refresh the existing one."""
-        created, flat = self._upsert(
+        reply = self._upsert(
             args=[self._prefix, org_id, start, end, new_id, *_values(count, complete, at)]
         )
-        return _snapshot(_pairs(flat)), created == 1
+        return _upserted(reply, org_id, start, end, count, complete, at)
+
+    def count_and_upsert(
+        self,
+        count_args: tuple[list[str], list[Any]],
+        org_id: str,
+        start: int,
+        end: int,
+        grace_seconds: int,
+        at: float,
+        new_id: str,
+    ) -> tuple[Snapshot, bool]:
+        """Count [start, end] with the projector's count script, decide is_complete from the
+        global caught_up_at (complete once end + grace_seconds <= it), and upsert that, all in
+        one round trip. `count_args` is CounterStore.count_script_args(org_id, start, end)."""
+        names, (first, last, partitions_field) = count_args
+        reply = self._count_upsert(
+            keys=names,
+            args=[
+                self._prefix,
+                first,
+                last,
+                partitions_field,
+                org_id,
+                new_id,
+                grace_seconds,
+                int(at),
+                int(at * 1000),
+            ],
+        )
+        count, complete = int(reply[0]), reply[1] == 1
+        return _upserted(reply[2:], org_id, start, end, count, complete, at)
 
     def replace(
         self, snapshot_id: str, start: int, end: int, count: int, complete: bool, at: float

@@ -86,6 +86,9 @@ _APPLY = _Script("apply.lua")
 # One increment inside apply.lua's packed ARGV: digest, second, partition, offset, seen_at.
 _RECORD = struct.Struct("<16sqiqq")
 _COUNT = _Script("count.lua")
+# count.lua's source, for a script of the API's that composes it with the snapshot upsert (one
+# round trip per POST); `count_script_args` gives that script's KEYS and the count's ARGV.
+COUNT_SOURCE = _COUNT.source
 
 
 @lru_cache(maxsize=65_536)
@@ -273,6 +276,13 @@ class CounterStore:
         if not isinstance(raw, Mapping):  # a client without the HGETALL reply callback
             raw = dict(zip(raw[::2], raw[1::2], strict=True))
         return int(count), _min_caught_up(raw, None)
+
+    def count_script_args(self, org_id: str, start: int, end: int) -> tuple[list[str], list[Any]]:
+        """KEYS of COUNT_SOURCE for [start, end] with the caught-up hash appended, and ARGV:
+        start, end, then the hash's partition-count field (see `caught_up_at`)."""
+        check_range(start, end)
+        names = keys.count_keys(_org_base(self._prefix, org_id), start, end)
+        return [*names, self._caught_up_key], [start, end, keys.CAUGHT_UP_PARTITIONS_FIELD]
 
     def _count_command(self, org_id: str, start: int, end: int) -> tuple[Any, ...]:
         check_range(start, end)
