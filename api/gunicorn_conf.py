@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 from events.settings import Settings
 
 _settings = Settings.from_env()
@@ -27,6 +29,20 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request (logger "api.access")
+
+
+class AppLogger(Logger):
+    """gunicorn's logger without its access line (the app logs one, as "api.access").
+
+    With a logconfig_dict set, gunicorn's `access` builds every atom of the line for each
+    request even though "gunicorn.access" below drops it: ~3 % of a worker's time under load.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
+logger_class = AppLogger
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 logconfig_dict = {

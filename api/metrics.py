@@ -38,6 +38,8 @@ def _observe(response: Response) -> Response:
     # The route template, never the raw path: unknown paths must not mint new series.
     route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
     REQUEST_SECONDS.labels(route, request.method, str(response.status_code)).observe(seconds)
+    if not access_log.isEnabledFor(logging.INFO):  # e.g. LOG_LEVEL=WARNING: skip building it
+        return response
     access_log.info(
         "%s %s %s",
         request.method,
