@@ -13,6 +13,7 @@ from api.schemas import (
     ListQuerySchema,
     SnapshotSchema,
     UpdateRequestSchema,
+    count_result,
     valid_snapshot_id,
 )
 from api.snapshots import Snapshot
@@ -227,6 +228,22 @@ def test_count_result_dumps_the_contract_keys_plus_id() -> None:
     assert set(dumped) == POST_KEYS | {"id"}
     assert dumped["range"] == {"start": "2026-01-01T00:00:00Z", "end": "2026-03-31T23:59:59Z"}
     assert dumped["computed_at"] == "2026-03-26T08:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        SNAPSHOT,
+        Snapshot("count-snapshot-" + "f" * 32, "x.y:z_1-2", 0, 0, 0, False, 0),
+        Snapshot("count-snapshot-" + "1" * 32, "o", 0, MAX_EPOCH, 2**40, True, MAX_EPOCH),
+    ],
+)
+def test_the_posts_direct_body_is_the_schemas_dump(snapshot: Snapshot) -> None:
+    # The view builds the POST body without marshmallow; same keys, order, values and types.
+    direct, dumped = count_result(snapshot), CountResultSchema().dump(snapshot)
+    assert list(direct.items()) == list(dumped.items())
+    assert list(direct["range"].items()) == list(dumped["range"].items())
+    assert [type(v) for v in direct.values()] == [type(v) for v in dumped.values()]
 
 
 @pytest.mark.parametrize(
