@@ -19,6 +19,13 @@
 A well-formed object whose string `type` is not `record.created` decodes to `SkippedEvent`.
 Fields the contract does not name are ignored, so producers can add fields without breaking
 this reader (forward compatibility).
+
+Two paths, one verdict. Almost every message is a flat object with no escapes; `_fast`
+parses those with orjson (~6x faster than `json` with a pairs hook) and checks the fields,
+and hands anything else — any error, escapes, nested values, a possible duplicate field —
+to the strict path, which alone decides how a message is bad. So the fast path can only
+say "valid", and only where the strict path would say the same (tests/unit/test_codec.py
+runs both on the same inputs).
 """
 
 from __future__ import annotations
@@ -27,8 +34,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from events.schema import (
     EVENT_TYPE,
+    ID_FORBIDDEN,
+    MAX_ID_LENGTH,
+    ORG_ID_OK,
     SCHEMA_VERSION,
     EventError,
     InvalidEvent,
@@ -38,6 +50,7 @@ from events.schema import (
     check_schema_version,
     format_rfc3339,
     parse_instant,
+    plain_instant,
     trusted_record_created,
     type_name,
 )
@@ -48,6 +61,7 @@ __all__ = [
     "InvalidEvent",
     "SkippedEvent",
     "decode",
+    "decode_for_count",
     "encode",
 ]
 
@@ -89,6 +103,81 @@ def _missing(name: str) -> InvalidEvent:
 
 def decode(value: bytes | None, key: bytes | None = None) -> RecordCreated | SkippedEvent:
     """Decode one message value (and check its key); raise InvalidEvent with a precise code."""
+    if value is not None:
+        fields = _fast(value, key)
+        if fields is not None:
+            return trusted_record_created(*fields)
+    return _strict(value, key)
+
+
+def decode_for_count(
+    value: bytes | None, key: bytes | None = None
+) -> tuple[str, str, int] | SkippedEvent:
+    """`decode`, for a reader that needs only (org_id, event_id, occurred_second).
+
+    Same verdicts and errors as `decode`; skips building the event (the projector's path).
+    """
+    if value is not None:
+        fields = _fast(value, key)
+        if fields is not None:
+            return fields[1], fields[0], fields[4]
+    event = _strict(value, key)
+    if isinstance(event, SkippedEvent):
+        return event
+    return event.org_id, event.event_id, event.occurred_second
+
+
+_QUOTE = ord('"')
+
+
+def _fast(value: bytes, key: bytes | None) -> tuple[str, str, str, Any, int] | None:
+    """The fields of a plainly valid `record.created` message, or None: ask `_strict`."""
+    if len(value) > MAX_EVENT_BYTES or b"\\" in value:
+        return None
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if type(doc) is not dict:
+        return None
+    # Without escapes every quote delimits a string: a flat object parsed into n fields with
+    # s string values has 2 * (n + s) quotes, and more when a field name came twice.
+    strings = 0
+    for item in doc.values():
+        kind = type(item)
+        if kind is str:
+            strings += 1
+        elif kind is dict or kind is list:
+            return None
+    if value.count(_QUOTE) != 2 * (len(doc) + strings):
+        return None
+    get = doc.get
+    event_id, org_id, record_id = get("event_id"), get("org_id"), get("record_id")
+    occurred_at, version = get("occurred_at"), get("schema_version")
+    if (
+        get("type") != EVENT_TYPE
+        or type(version) is not int
+        or version != SCHEMA_VERSION
+        or type(event_id) is not str
+        or not 0 < len(event_id) <= MAX_ID_LENGTH
+        or ID_FORBIDDEN(event_id) is not None
+        or type(org_id) is not str
+        or ORG_ID_OK(org_id) is None
+        or type(record_id) is not str
+        or not 0 < len(record_id) <= MAX_ID_LENGTH
+        or ID_FORBIDDEN(record_id) is not None
+        or type(occurred_at) is not str
+        or (key is not None and key != org_id.encode())
+    ):
+        return None
+    instant = plain_instant(occurred_at)
+    if instant is None:
+        return None
+    return event_id, org_id, record_id, instant[0], instant[1]
+
+
+def _strict(value: bytes | None, key: bytes | None) -> RecordCreated | SkippedEvent:
+    """The reference decoder: every check in order, the first failure's precise error."""
     if value is None:
         raise InvalidEvent("value_missing", "message has no value")
     if len(value) > MAX_EVENT_BYTES:

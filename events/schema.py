@@ -32,8 +32,9 @@ MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_ORG_ID_OK = re.compile(ORG_ID_PATTERN).fullmatch
-_ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]").search
+# Public for the codec's fast path, which must accept exactly what the checks below accept.
+ORG_ID_OK = re.compile(ORG_ID_PATTERN).fullmatch
+ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]").search
 # Every part is ASCII ([0-9], not \d, which also matches other scripts' digits); the offset is
 # optional here only so that a naive timestamp gets its own message.
 _RFC3339 = re.compile(
@@ -104,7 +105,7 @@ def trusted_record_created(
 
 def valid_org_id(value: object) -> bool:
     """Whether `value` is a well-formed org id."""
-    return type(value) is str and _ORG_ID_OK(value) is not None
+    return type(value) is str and ORG_ID_OK(value) is not None
 
 
 _JSON_TYPE_NAMES = {
@@ -131,7 +132,7 @@ def check_id(name: str, value: object) -> str:
         raise InvalidEvent(
             f"bad_{name}", f"{name} must be 1-{MAX_ID_LENGTH} characters, got {len(value)}", name
         )
-    if _ID_FORBIDDEN(value) is not None:
+    if ID_FORBIDDEN(value) is not None:
         raise InvalidEvent(
             f"bad_{name}", f"{name} contains a control character or lone surrogate", name
         )
@@ -144,7 +145,7 @@ def check_org_id(value: object) -> str:
         raise InvalidEvent(
             "wrong_type", f"org_id must be a string, got {type_name(value)}", "org_id"
         )
-    if _ORG_ID_OK(value) is None:
+    if ORG_ID_OK(value) is None:
         raise InvalidEvent(
             "bad_org_id",
             f"org_id {value[:140]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : - "
@@ -251,6 +252,32 @@ def parse_instant(value: str, name: str = "timestamp") -> tuple[datetime, int]:
         # Truncate, never round: ….9999999 stays in its second.
         micro = int(fraction[:6].ljust(6, "0"))
     return datetime(year, month, day, hour, minute, sec, micro, _offset_tz(offset)), epoch
+
+
+# The everyday shape only: upper-case T and Z, at most microseconds, fields in range.
+_PLAIN_RFC3339 = re.compile(
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+).fullmatch
+_FROM_ISO = datetime.fromisoformat
+
+
+def plain_instant(value: str) -> tuple[datetime, int] | None:
+    """`parse_instant(value)` for its everyday shape, in C and ~4x faster; None for the rest.
+
+    None says nothing about validity: ask `parse_instant`. Where this answers, it answers
+    exactly as `parse_instant` would (tests/unit/test_events_schema.py compares the two).
+    """
+    if _PLAIN_RFC3339(value) is None:
+        return None
+    try:
+        moment = _FROM_ISO(value)  # checks the day of the month, Feb 29 included
+    except ValueError:
+        return None
+    epoch = (moment - _EPOCH) // _SECOND
+    if not MIN_EPOCH <= epoch <= MAX_EPOCH:
+        return None
+    return moment, epoch
 
 
 def parse_rfc3339(value: str, name: str = "timestamp") -> datetime:

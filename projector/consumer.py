@@ -24,7 +24,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from events import topics
-from events.codec import InvalidEvent, SkippedEvent, decode
+from events.codec import InvalidEvent, SkippedEvent, decode_for_count
 from events.settings import Settings
 from projector import metrics
 from projector.applier import Applier, Batch
@@ -162,12 +162,14 @@ class Projector:
             positions[tp.partition] = records[-1].offset + 1
         if bad:
             self._dlq().flush(timeout=30)
+        # Build the Lua calls now, while Redis still runs the previous batch's.
+        prepared = self.store.prepare(increments) if increments else None
         if not self._finish_previous() or self._check_stored_positions():
             return 0  # re-sought: this batch was read from positions Redis no longer backs
         self._advance_caught_up()
         if positions:
             expected = {p: self._next.get(p) for p in positions}
-            self._applier.submit(Batch(increments, positions, expected))
+            self._applier.submit(Batch(increments, positions, expected, prepared))
         return sum(len(r) for r in polled.values())
 
     def _finish_previous(self) -> bool:
@@ -197,18 +199,19 @@ class Projector:
 
     def _collect(self, tp: TopicPartition, record: Any, out: list[Increment]) -> int:
         try:
-            event = decode(record.value, record.key)
+            event = decode_for_count(record.value, record.key)
         except InvalidEvent as error:
             self._dead_letter(tp, record, error)
             return 1
-        if isinstance(event, SkippedEvent):
+        if type(event) is SkippedEvent:
             metrics.EVENTS_SKIPPED.inc()
             return 0
+        org_id, event_id, second = event
         out.append(
             Increment(
-                event.org_id,
-                event.event_id,
-                event.occurred_second,
+                org_id,
+                event_id,
+                second,
                 tp.partition,
                 record.offset,
                 max(record.timestamp, 0) // 1000,

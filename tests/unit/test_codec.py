@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events.codec import MAX_EVENT_BYTES, InvalidEvent, SkippedEvent, decode, encode
+from events.codec import (
+    MAX_EVENT_BYTES,
+    InvalidEvent,
+    SkippedEvent,
+    _fast,
+    _strict,
+    decode,
+    decode_for_count,
+    encode,
+)
 from events.produce import EXPECTED_ERROR, GeneratedKind, Plan, Summary, generate
 from events.schema import EventError, RecordCreated
 
@@ -263,3 +273,127 @@ def test_generated_messages_decode_as_their_kind_says() -> None:
         by_org[e.org_id] = by_org.get(e.org_id, 0) + 1
     assert summary.valid == by_org
     assert list(generate(plan)) == list(generate(plan))  # deterministic for a seed
+
+
+# -- the fast path (orjson) never disagrees with the strict one --------------------------
+
+
+def _verdict(call: Callable[..., object], raw: bytes | None, key: bytes | None) -> object:
+    try:
+        return ("ok", call(raw, key))
+    except InvalidEvent as exc:
+        return ("error", exc.code, exc.message, exc.field)
+
+
+def assert_paths_agree(raw: bytes, key: bytes | None) -> None:
+    """Where `_fast` answers, `_strict` accepts the same fields; both public decoders agree."""
+    fast = _fast(raw, key)
+    strict = _verdict(_strict, raw, key)
+    if fast is not None:
+        assert strict[0] == "ok", (raw, strict)
+        event = strict[1]
+        assert isinstance(event, RecordCreated)
+        assert fast == (
+            event.event_id,
+            event.org_id,
+            event.record_id,
+            event.occurred_at,
+            event.occurred_second,
+        )
+        assert fast[3].utcoffset() == event.occurred_at.utcoffset()
+    full = _verdict(decode, raw, key)
+    counted = _verdict(decode_for_count, raw, key)
+    assert full == strict
+    if full[0] == "ok" and isinstance(full[1], RecordCreated):
+        ev = full[1]
+        assert counted == ("ok", (ev.org_id, ev.event_id, ev.occurred_second))
+    else:
+        assert counted == full
+
+
+def compact(doc: object) -> bytes:
+    """JSON the way producers write it: no spaces, non-ASCII as UTF-8 (no escapes)."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_fast_path_takes_the_everyday_message() -> None:
+    raw = compact(EXAMPLE)
+    assert _fast(raw, KEY) is not None
+    assert_paths_agree(raw, KEY)
+
+
+EX = compact(EXAMPLE)[1:-1].decode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # the same field twice: equal values, different values, different types
+        "{" + EX + ',"org_id":"org-bufdir-42"}',
+        "{" + EX + ',"org_id":"org-other"}',
+        "{" + EX + ',"schema_version":1}',
+        "{" + EX + ',"schema_version":"1"}',
+        '{"type":"record.created",' + EX + "}",
+        '{"x" : 1,"x":2,' + EX + "}",
+        "{" + EX.replace('"org_id":', '"org_id" :') + ',"org_id":"org-bufdir-42"}',
+        # escapes, nesting, numbers orjson reads differently from json
+        "{" + EX.replace("rec-1001", "rec-\\u0031001") + "}",
+        "{" + EX.replace("rec-1001", 'rec-\\"1001') + "}",
+        "{" + EX + ',"extra":{"a":[1,2]}}',
+        "{" + EX + ',"extra":123456789012345678901234567890}',
+        "{" + EX + ',"extra":1e400}',
+        "{" + EX.replace('"schema_version":1', '"schema_version":1.0') + "}",
+        "{" + EX.replace('"schema_version":1', '"schema_version":true') + "}",
+        # timestamps just outside the plain shape, valid and not
+        "{" + EX.replace("2026-03-26T10:44:12.345Z", "2026-03-26t10:44:12.345z") + "}",
+        "{" + EX.replace("2026-03-26T10:44:12.345Z", "2026-03-26T10:44:12.3456789Z") + "}",
+        "{" + EX.replace("2026-03-26T10:44:12.345Z", "2026-02-30T10:44:12Z") + "}",
+        "{" + EX.replace("2026-03-26T10:44:12.345Z", "2026-03-26T10:44:60Z") + "}",
+        "{" + EX.replace("2026-03-26T10:44:12.345Z", "2026-03-26T10:44:12") + "}",
+        "{" + EX.replace("2026-03-26T10:44:12.345Z", "1970-01-01T00:00:00+00:01") + "}",
+        "{" + EX.replace("2026-03-26T10:44:12.345Z", "2026-03-26 10:44:12Z") + "}",
+        # text the two parsers might treat differently
+        "{" + EX + "}   ",
+        "\ufeff{" + EX + "}",
+        "{" + EX.replace("rec-1001", "rec-\x01") + "}",
+        "{" + EX.replace("rec-1001", "rec-\u0085") + "}",
+        "{" + EX.replace("rec-1001", "rec-é—ü") + "}",
+        "{" + EX + ',"NaN":NaN}',
+        "[" + EX + "]",
+    ],
+)
+def test_fast_and_strict_paths_agree_on_edge_cases(raw: str) -> None:
+    assert_paths_agree(raw.encode(), KEY)
+    assert_paths_agree(raw.encode(), None)
+    assert_paths_agree(raw.encode(), b"org-other")
+
+
+def test_fast_path_refuses_encoded_surrogates_and_bad_utf8() -> None:
+    for bad in (b"\xed\xa0\x80", b"\xff", b"\xc0\xaf"):
+        raw = EX.replace("rec-1001", "rec-X").encode().replace(b"X", bad)
+        assert_paths_agree(b"{" + raw + b"}", KEY)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={name: json_values | st.just(good) for name, good in EXAMPLE.items()},
+    ),
+    st.one_of(st.none(), st.just(KEY), st.binary(max_size=8)),
+)
+def test_fast_and_strict_paths_agree_on_any_object(
+    doc: dict[str, object], key: bytes | None
+) -> None:
+    assert_paths_agree(compact(doc), key)
+
+
+@given(st.builds(RecordCreated, ids, org_ids, ids, moments), st.data())
+def test_fast_and_strict_paths_agree_on_valid_events_and_their_mutations(
+    event: RecordCreated, data: st.DataObject
+) -> None:
+    key, raw = encode(event)
+    assert_paths_agree(raw, key)
+    position = data.draw(st.integers(0, len(raw)))
+    junk = data.draw(st.binary(min_size=1, max_size=4))
+    assert_paths_agree(raw[:position] + junk + raw[position:], key)
+    assert_paths_agree(raw[:position] + raw[position + 1 :], key)

@@ -19,6 +19,7 @@ from events.schema import (
     format_utc,
     parse_instant,
     parse_rfc3339,
+    plain_instant,
     valid_org_id,
 )
 
@@ -313,3 +314,64 @@ def test_invalid_event_reads_well_and_survives_pickling() -> None:
         str(error),
     )
     assert isinstance(copy, ValueError)
+
+
+# -- plain_instant: the fast path for the everyday shape ---------------------------------
+
+
+def assert_instants_agree(text: str) -> None:
+    """Where `plain_instant` answers, `parse_instant` gives the same datetime, offset, second."""
+    fast = plain_instant(text)
+    if fast is None:
+        return
+    moment, second = parse_instant(text)
+    assert fast == (moment, second)
+    assert fast[0].utcoffset() == moment.utcoffset()
+
+
+near_timestamps = st.from_regex(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,8})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?",
+    fullmatch=True,
+)
+
+
+@given(near_timestamps)
+def test_plain_instant_never_disagrees_with_parse_instant(text: str) -> None:
+    assert_instants_agree(text)
+
+
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+)
+def test_plain_instant_answers_for_what_producers_write(naive: datetime, minutes: int) -> None:
+    text = format_rfc3339(naive.replace(tzinfo=offset(minutes)))
+    assert plain_instant(text) is not None
+    assert_instants_agree(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-02-29T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2100-02-29T00:00:00Z",
+        "2000-02-29T23:59:59.999999+23:59",
+        "1970-01-01T00:00:00Z",
+        "1970-01-01T00:00:00+00:01",
+        "1969-12-31T23:59:59-00:01",
+        "9999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59-00:01",
+        "2026-03-26T24:00:00Z",
+        "2026-03-26T23:60:00Z",
+        "2026-03-26T23:59:60Z",
+        "2026-03-26T10:00:00+24:00",
+        "2026-03-26T10:00:00-00:00",
+        "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+    ],
+)
+def test_plain_instant_edges(text: str) -> None:
+    assert_instants_agree(text)
