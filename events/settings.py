@@ -51,7 +51,9 @@ class Settings:
     # partitions back at once instead of waiting out the session timeout.
     projector_instance_id: str = field(default_factory=lambda: f"projector-{socket.gethostname()}")
     projector_metrics_port: int = 9102
-    projector_max_batch: int = 5000
+    # Records per poll. Larger batches aggregate more and leave Redis idle less often between
+    # them (docs/benchmarks.md: 5,000 -> 20,000 took catch-up from ~31,000 to ~37,000/s).
+    projector_max_batch: int = 20000
     sse_max_streams: int = 1000
     sse_keepalive_seconds: int = 15
     web_concurrency: int = 2

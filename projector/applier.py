@@ -15,7 +15,13 @@ from typing import NamedTuple
 import redis
 
 from projector import metrics
-from projector.store import ApplyResult, CounterStore, Increment, PositionsDiverged
+from projector.store import (
+    ApplyResult,
+    CounterStore,
+    Increment,
+    PositionsDiverged,
+    PreparedApply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,7 @@ class Batch(NamedTuple):
     increments: list[Increment]
     positions: dict[int, int]
     expected: dict[int, int | None]
+    prepared: PreparedApply | None = None  # built by the poll thread while Redis was busy
 
 
 class Applier:
@@ -60,7 +67,9 @@ class Applier:
         attempt = 0
         while True:
             try:
-                result = self.store.apply(batch.increments, batch.positions, batch.expected)
+                result = self.store.apply(
+                    batch.increments, batch.positions, batch.expected, batch.prepared
+                )
                 break
             except PositionsDiverged as diverged:
                 return diverged

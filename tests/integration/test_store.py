@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from projector import keys
 from projector.buckets import MAX_SECOND, bucket_ids, decompose
 from projector.store import (
+    APPLY_CHUNK,
     ApplyResult,
     Change,
     CounterStore,
@@ -362,3 +363,48 @@ def test_the_count_script_sums_exactly_the_buckets_of_decompose(
         values.get(keys.locate(base, level, index), 0) for level, index in decompose(0, MAX_SECOND)
     )
     assert store.count("org-lua", 0, MAX_SECOND) == whole
+
+
+def test_a_busy_orgs_share_is_applied_in_chunks_exactly_once(
+    store: CounterStore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More increments of one org than APPLY_CHUNK: several Lua calls, one exact result,
+    duplicates straddling the calls counted once, and a crash between calls harmless."""
+    rnd = random.Random(5)
+    n = 2 * APPLY_CHUNK + 500
+    batch = [
+        inc(
+            "org-busy",
+            f"e{rnd.randrange(n // 2)}",
+            NOW - rnd.randrange(YEAR),
+            k,
+            NOW + k % 7,
+            part=k % 2,
+        )
+        for k in range(n)
+    ]
+    oracle = Oracle(3_600)
+    calls: list[int] = []
+    original = store._apply_command
+
+    def spy(org: str, incs: list[Increment], now: int) -> tuple[object, ...]:
+        calls.append(len(incs))
+        return original(org, incs, now)
+
+    monkeypatch.setattr(store, "_apply_command", spy)
+    # A crash after the first call landed: only its increments are in Redis.
+    first = store.apply(batch[:APPLY_CHUNK], {})
+    assert first.applied + first.duplicates == APPLY_CHUNK
+    result = store.apply(batch, {0: n})
+    assert calls == [APPLY_CHUNK, APPLY_CHUNK, APPLY_CHUNK, 500]
+    want_counted, want_dups = oracle.feed(batch)
+    assert (first.applied + result.applied, first.duplicates + result.duplicates) == (
+        want_counted,
+        want_dups,
+    )
+    assert result.already_applied == APPLY_CHUNK
+    seconds = [i.second for i in batch]
+    assert result.orgs["org-busy"] == (min(seconds), max(seconds))
+    for _ in range(50):
+        a, b = sorted(rnd.randrange(NOW - YEAR, NOW + 1) for _ in range(2))
+        assert store.count("org-busy", a, b) == oracle.count("org-busy", a, b)
