@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.projector_throughput [--events 1000000] [--memory-orgs 1000]
 
-Part 1 pre-publishes `--events` events (5 % duplicates, 200 orgs, one year) with
+Part 1 pre-publishes `--events` events (5 % duplicates, 200 orgs, `--span-days`: a year) with
 `events.produce`, then, over the same topic, times (a) a bare kafka-python consumer that
 only reads every record and (b) the real projector (`python -m projector`) from empty Redis
 to caught up. Both read with the same fetch settings; the ratio is projector / bare.
@@ -75,7 +75,7 @@ def projector_run(settings: Settings, ends: dict[int, int]) -> float:
     return elapsed
 
 
-def throughput(events: int) -> None:
+def throughput(events: int, span_days: float) -> None:
     """Part 1: projector vs bare consumer over the same pre-published topic."""
     settings = bench_settings("throughput")
     try:
@@ -83,7 +83,7 @@ def throughput(events: int) -> None:
         plan = Plan(
             orgs=tuple(f"org-{i}" for i in range(200)),
             count=events,
-            start_ms=now_ms - 365 * DAY * 1000,
+            start_ms=now_ms - int(span_days * DAY * 1000),
             end_ms=now_ms,
             duplicate_ratio=0.05,
             seed=1,
@@ -174,6 +174,12 @@ def main() -> None:
     """Run both parts and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--span-days",
+        type=float,
+        default=365,
+        help="event times spread uniformly over this many days before now (default: a year)",
+    )
     parser.add_argument("--memory-orgs", type=int, default=1000)
     parser.add_argument("--memory-days", type=int, default=30)
     parser.add_argument("--memory-per-day", type=int, default=100)
@@ -182,7 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# projector_throughput on {machine()}")
     if not args.skip_throughput:
-        throughput(args.events)
+        throughput(args.events, args.span_days)
     if not args.skip_memory:
         memory(args.memory_orgs, args.memory_days, args.memory_per_day)
 
