@@ -63,10 +63,14 @@ def test_dropped_streams_release_everything(settings: Settings, redis_client: re
             _wave(settings.port, WAVE)
             wait_until(lambda: open_streams(settings.port) == 0, 20, "the gauge to return to 0")
             seen.append(our_clients(redis_client, prefix))
-        # No growth from wave to wave; bounded pools; one subscription per worker at most.
-        assert seen[0] == seen[1] == seen[2], seen
-        assert 1 <= seen[2].get(f"{prefix}:stream-fanout", 0) <= WORKERS
-        assert seen[2].get(f"{prefix}:stream-counts", 0) <= WORKERS * 8
+        # 600 streams came and went: a connection or subscription kept per stream would show
+        # hundreds. Pools fill lazily (a wave may reach one worker only), so the counts may
+        # rise from wave to wave, but only up to the per-worker bounds.
+        fanout = [wave.get(f"{prefix}:stream-fanout", 0) for wave in seen]
+        counts = [wave.get(f"{prefix}:stream-counts", 0) for wave in seen]
+        assert fanout == sorted(fanout) and fanout[0] >= 1 and fanout[-1] <= WORKERS, seen
+        assert counts == sorted(counts) and counts[-1] <= WORKERS * 8, seen
+        assert set().union(*seen) <= {f"{prefix}:stream-fanout", f"{prefix}:stream-counts"}, seen
         channel = f"{prefix}:changes"
         assert 1 <= dict(redis_client.pubsub_numsub(channel))[channel.encode()] <= WORKERS
 
