@@ -97,8 +97,12 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _MISSING = object()
 
 
-def _missing(name: str) -> InvalidEvent:
-    return InvalidEvent("missing_field", f"field {name!r} is missing", name)
+def _required(doc: dict[str, Any], name: str) -> Any:
+    """The value of field `name`; InvalidEvent `missing_field` when it is absent."""
+    value = doc.get(name, _MISSING)
+    if value is _MISSING:
+        raise InvalidEvent("missing_field", f"field {name!r} is missing", name)
+    return value
 
 
 def decode(value: bytes | None, key: bytes | None = None) -> RecordCreated | SkippedEvent:
@@ -200,11 +204,8 @@ def _strict(value: bytes | None, key: bytes | None) -> RecordCreated | SkippedEv
         raise InvalidEvent("not_json", "value is not JSON: nested too deeply") from None
     if type(doc) is not dict:
         raise InvalidEvent("not_object", f"value is a JSON {type_name(doc)}, not an object")
-    get = doc.get
 
-    event_type = get("type", _MISSING)
-    if event_type is _MISSING:
-        raise _missing("type")
+    event_type = _required(doc, "type")
     if type(event_type) is not str:
         raise InvalidEvent(
             "wrong_type", f"type must be a string, got {type_name(event_type)}", "type"
@@ -212,30 +213,11 @@ def _strict(value: bytes | None, key: bytes | None) -> RecordCreated | SkippedEv
     if event_type != EVENT_TYPE:
         return SkippedEvent(event_type)
 
-    version = get("schema_version", _MISSING)
-    if version is _MISSING:
-        raise _missing("schema_version")
-    if type(version) is not int or version != SCHEMA_VERSION:
-        check_schema_version(version)
-
-    event_id = get("event_id", _MISSING)
-    if event_id is _MISSING:
-        raise _missing("event_id")
-    check_id("event_id", event_id)
-
-    org_id = get("org_id", _MISSING)
-    if org_id is _MISSING:
-        raise _missing("org_id")
-    check_org_id(org_id)
-
-    record_id = get("record_id", _MISSING)
-    if record_id is _MISSING:
-        raise _missing("record_id")
-    check_id("record_id", record_id)
-
-    occurred_at = get("occurred_at", _MISSING)
-    if occurred_at is _MISSING:
-        raise _missing("occurred_at")
+    check_schema_version(_required(doc, "schema_version"))
+    event_id = check_id("event_id", _required(doc, "event_id"))
+    org_id = check_org_id(_required(doc, "org_id"))
+    record_id = check_id("record_id", _required(doc, "record_id"))
+    occurred_at = _required(doc, "occurred_at")
     if type(occurred_at) is not str:
         raise InvalidEvent(
             "wrong_type",

@@ -163,7 +163,7 @@ class Projector:
         if bad:
             self._dlq().flush(timeout=30)
         # Build the Lua calls now, while Redis still runs the previous batch's.
-        prepared = self.store.prepare(increments) if increments else None
+        prepared = self.store.prepare(increments)
         if not self._finish_previous() or self._check_stored_positions():
             return 0  # re-sought: this batch was read from positions Redis no longer backs
         self._advance_caught_up()
