@@ -152,7 +152,17 @@ class Projector:
         The previous batch's Redis apply runs on the applier's thread while this one is
         polled and decoded: Redis works on its own core meanwhile.
         """
-        polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+        try:
+            polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+        except KafkaError as error:
+            # kafka-python 3 can raise a connection error out of poll() while the broker is
+            # away (finding the group coordinator). Retriable: wait and poll again; the batch
+            # in flight is still collected by the next step.
+            if not error.retriable:
+                raise
+            log.warning("kafka unreachable; polling again", extra={"error": str(error)})
+            self._stop.wait(POLL_TIMEOUT_MS / 1000)
+            return 0
         increments: list[Increment] = []
         positions: dict[int, int] = {}
         bad = 0
