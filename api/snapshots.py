@@ -62,15 +62,6 @@ local function upsert(org, s, e, new_id, count, complete, at, score)
 end
 """
 
-# ARGV: prefix, org, start, end, new id, count, complete, snapshot_at, score (ms).
-# Returns upsert's reply.
-_UPSERT = (
-    _COMMON
-    + """
-return upsert(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
-"""
-)
-
 # The POST's one round trip: count.lua (the projector's, unchanged, as a function), the global
 # caught_up_at, is_complete, and the upsert of the result, all in one script.
 # KEYS: count.lua's five hashes, then the caught-up hash (CounterStore.count_script_args).
@@ -241,7 +232,6 @@ class SnapshotStore:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
-        self._upsert = client.register_script(_UPSERT)
         self._count_upsert = client.register_script(_COUNT_UPSERT)
         self._replace = client.register_script(_REPLACE)
         self._delete = client.register_script(_DELETE)
@@ -253,15 +243,6 @@ class SnapshotStore:
         if not stored:
             return None
         return _snapshot({_text(k): _text(v) for k, v in stored.items()})
-
-    def upsert(
-        self, org_id: str, start: int, end: int, count: int, complete: bool, at: float, new_id: str
-    ) -> tuple[Snapshot, bool]:
-        """Create the (org, range) snapshot as `new_id`, or refresh the existing one."""
-        reply = self._upsert(
-            args=[self._prefix, org_id, start, end, new_id, *_values(count, complete, at)]
-        )
-        return _upserted(reply, org_id, start, end, count, complete, at)
 
     def count_and_upsert(
         self,

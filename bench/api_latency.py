@@ -564,7 +564,6 @@ class Results:
     api: list[tuple[float, int]]
     direct: list[tuple[float, int]]
     sql: list[tuple[float, int]]
-    upserts: list[float]
     load: Load | None = None
     cpu: dict[str, float] = field(default_factory=dict)
     other: dict[str, float] = field(default_factory=dict)
@@ -580,9 +579,6 @@ def measure(
     procs: list[Proc],
 ) -> Results:
     """The measurements proper, on running services; fails loudly on any wrong count."""
-    from api.service import new_snapshot_id
-    from api.snapshots import SnapshotStore
-
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
     rng = random.Random(args.seed)
     lo, hi = plan.start_ms // 1000, plan.end_ms // 1000
@@ -612,32 +608,15 @@ def measure(
     def direct_count(q: Query) -> int:
         return store.count_and_caught_up(q.org, q.start, q.end)[0]
 
-    prefixes = iter(range(1, 1000))
-
-    def upserts_attempt() -> list[tuple[float, int]]:
-        # A fresh prefix per attempt, so every upsert creates, as the API's POSTs did.
-        snaps = SnapshotStore(client, f"{settings.redis_key_prefix}:direct{next(prefixes)}")
-
-        def upsert(q: Query) -> int:
-            snapshot, _ = snaps.upsert(
-                q.org, q.start, q.end, 0, False, time.time(), new_snapshot_id()
-            )
-            return snapshot.record_count
-
-        return timed(queries, upsert)
-
     direct = phase("Redis count", direct_count)
     check("Redis count", queries, [c for _, c in direct], want)
-    upsert_runs, meter = quietly("snapshot upsert", upserts_attempt, pids, args)
-    other["snapshot upsert"] = meter.other
-    upserts = [seconds for seconds, _ in upsert_runs]
     with pg.connect() as conn:
         for org in plan.orgs:  # read each org's whole index once: a warm cache
             conn.execute("SELECT COUNT(*) FROM records WHERE org_id = %s", (org,))
         sql = phase("PostgreSQL", pg_call(conn))
     check("PostgreSQL", queries, [c for _, c in sql], want)
     print(f"all {len(queries):,} ranges: API count == PostgreSQL == Redis direct == oracle")
-    results = Results(queries, want, api, direct, sql, upserts, other=other)
+    results = Results(queries, want, api, direct, sql, other=other)
     results.load, results.cpu = load_run(settings.port, pids, oracle, plan, args)
     other["throughput"] = results.cpu[CpuMeter.OTHER]
     print(f"all {len(results.load.answered):,} ranges under load: API count == oracle\n")
@@ -678,11 +657,7 @@ def report(r: Results, args: argparse.Namespace) -> None:
     print(f"Latency at concurrency 1, {args.requests} ranges per span (ms):\n")
     print(table(headers, rows))
     print(
-        f"\nsnapshot upsert alone (one EVALSHA, direct): p50 {ms(r.upserts, 50):.2f} ms, "
-        f"p99 {ms(r.upserts, 99):.2f} ms"
-    )
-    print(
-        "other work on the machine (% of one core) during each phase: "
+        "\nother work on the machine (% of one core) during each phase: "
         + ", ".join(f"{k} {v:.0f}" for k, v in r.other.items())
         + "\n"
     )
