@@ -63,9 +63,10 @@ end
 """
 
 # The POST's one round trip: count.lua (the projector's, unchanged, as a function), the global
-# caught_up_at, is_complete, and the upsert of the result, all in one script.
+# caught_up_at (one field, stored by the projectors), is_complete, and the upsert of the
+# result, all in one script.
 # KEYS: count.lua's five hashes, then the caught-up hash (CounterStore.count_script_args).
-# ARGV: prefix, start, end, the caught-up hash's partition-count field, org, new id, grace
+# ARGV: prefix, start, end, the caught-up hash's caught_up_at field, org, new id, grace
 # seconds, snapshot_at, score (ms).
 # Returns {record_count, is_complete (0|1), then upsert's reply}.
 _COUNT_UPSERT = (
@@ -74,29 +75,9 @@ _COUNT_UPSERT = (
     + "\nend\n"
     + _COMMON
     + """
--- projector.store's caught_up_at(): the least partition time; nil unless every one of the
--- declared partitions has one (with none declared, the least of those stored, if any).
-local function caught_up_at(key, partitions_field)
-  local flat = redis.call('HGETALL', key)
-  local times, declared, least = {}, nil, nil
-  for i = 1, #flat, 2 do
-    if flat[i] == partitions_field then declared = tonumber(flat[i + 1])
-    else times[tonumber(flat[i])] = tonumber(flat[i + 1]) end
-  end
-  if not declared or declared == 0 then
-    for _, t in pairs(times) do if not least or t < least then least = t end end
-    return least
-  end
-  for partition = 0, declared - 1 do
-    local t = times[partition]
-    if not t then return nil end
-    if not least or t < least then least = t end
-  end
-  return least
-end
 local s, e = ARGV[2], ARGV[3]
 local total = count_range(KEYS, {s, e})
-local caught_up = caught_up_at(KEYS[6], ARGV[4])
+local caught_up = tonumber(redis.call('HGET', KEYS[6], ARGV[4]))
 local complete = 0
 if caught_up and tonumber(e) + tonumber(ARGV[7]) <= caught_up then complete = 1 end
 local reply = upsert(ARGV[5], s, e, ARGV[6], string.format('%d', total), complete, ARGV[8],
@@ -257,14 +238,14 @@ class SnapshotStore:
         """Count [start, end] with the projector's count script, decide is_complete from the
         global caught_up_at (complete once end + grace_seconds <= it), and upsert that, all in
         one round trip. `count_args` is CounterStore.count_script_args(org_id, start, end)."""
-        names, (first, last, partitions_field) = count_args
+        names, (first, last, caught_up_field) = count_args
         reply = self._count_upsert(
             keys=names,
             args=[
                 self._prefix,
                 first,
                 last,
-                partitions_field,
+                caught_up_field,
                 org_id,
                 new_id,
                 grace_seconds,

@@ -44,6 +44,11 @@ def cleanup(settings: Settings) -> None:
     delete_topics(
         settings.kafka_bootstrap_servers, [settings.record_events_topic, settings.dlq_topic]
     )
+    cleanup_prefix(settings)
+
+
+def cleanup_prefix(settings: Settings) -> None:
+    """Remove the Redis keys under the settings' prefix."""
     client = redis.Redis.from_url(settings.redis_url)
     batch = []
     for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):

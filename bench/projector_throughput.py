@@ -1,11 +1,16 @@
 """Projector throughput against a bare consumer, and Redis memory per event.
 
-    .venv/bin/python -m bench.projector_throughput [--events 1000000] [--memory-orgs 1000]
+    .venv/bin/python -m bench.projector_throughput [--events 1000000] [--members 1,2,3]
+        [--memory-orgs 1000]
 
 Part 1 pre-publishes `--events` events (5 % duplicates, 200 orgs, `--span-days`: a year) with
 `events.produce`, then, over the same topic, times (a) a bare kafka-python consumer that
 only reads every record and (b) the real projector (`python -m projector`) from empty Redis
-to caught up. Both read with the same fetch settings; the ratio is projector / bare.
+to caught up. Both read with the same fetch settings; the ratio is projector / bare. With
+`--members 1,2,3` the projector run is repeated with that many processes in one consumer
+group (each run on fresh Redis keys and a fresh group), printing the CPU each member and
+Redis spent per event: on 2 cores more members cannot be faster, but CPU per event shows
+what they would cost on a machine with room for them.
 
 Part 2 applies 1,000 orgs x 30 days x 100 events/org/day straight through the projector's
 store (the same Lua and key layout; Kafka would only add time) and reports Redis memory
@@ -18,11 +23,13 @@ import argparse
 import random
 import time
 import uuid
+from dataclasses import dataclass, replace
 
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.common import bench_settings, cleanup, machine, table
+from bench.common import bench_settings, cleanup, cleanup_prefix, machine, table
+from bench.cpu import cpu_seconds
 from events.produce import Plan, produce
 from events.settings import Settings
 from events.topics import end_offsets
@@ -55,12 +62,21 @@ def bare_read(settings: Settings, total: int) -> float:
     return elapsed
 
 
-def projector_run(settings: Settings, ends: dict[int, int]) -> float:
-    """Seconds for `python -m projector` from start to Redis positions at the log ends."""
+def projector_run(settings: Settings, ends: dict[int, int], members: int) -> Run:
+    """`members` x `python -m projector` in one group, from start to Redis positions at the
+    log ends; with the CPU each process and Redis used meanwhile."""
+    tag = f"m{members}-{uuid.uuid4().hex[:6]}"
+    settings = replace(
+        settings,
+        redis_key_prefix=f"{settings.redis_key_prefix}-{tag}",
+        projector_group_id=f"{settings.projector_group_id}-{tag}",
+    )
     client = redis.Redis.from_url(settings.redis_url)
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
+    redis_pid = int(client.info("server")["process_id"])
+    redis_before = cpu_seconds(redis_pid)
     started = time.perf_counter()
-    proc = start_projector(settings)
+    procs = [start_projector(settings, PROJECTOR_INSTANCE_ID=f"{tag}-{n}") for n in range(members)]
     try:
         wait_until(
             lambda: all(store.positions().get(p, 0) >= e for p, e in ends.items() if e),
@@ -69,14 +85,28 @@ def projector_run(settings: Settings, ends: dict[int, int]) -> float:
             interval=0.05,
         )
         elapsed = time.perf_counter() - started
+        cpu = [cpu_seconds(proc.pid) for proc in procs]
+        redis_cpu = cpu_seconds(redis_pid) - redis_before
     finally:
-        proc.stop()
+        for proc in procs:
+            proc.stop()
         client.close()
-    return elapsed
+        cleanup_prefix(settings)
+    return Run(members, elapsed, cpu, redis_cpu)
 
 
-def throughput(events: int, span_days: float) -> None:
-    """Part 1: projector vs bare consumer over the same pre-published topic."""
+@dataclass(frozen=True)
+class Run:
+    """One projector run: members, wall seconds, CPU seconds per member and of Redis."""
+
+    members: int
+    seconds: float
+    cpu: list[float]
+    redis_cpu: float
+
+
+def throughput(events: int, span_days: float, members: list[int]) -> None:
+    """Part 1: projector(s) vs bare consumer over the same pre-published topic."""
     settings = bench_settings("throughput")
     try:
         now_ms = int(time.time() * 1000)
@@ -98,22 +128,25 @@ def throughput(events: int, span_days: float) -> None:
             f"({sent.sent / sent.elapsed_s:,.0f}/s); log ends total {total:,}"
         )
         bare = bare_read(settings, total)
-        proj = projector_run(settings, ends)
-        rows = [
-            [
-                "bare kafka-python consumer (read only)",
-                f"{bare:.1f}",
-                f"{total / bare:,.0f}",
-                "1.00",
-            ],
-            [
-                "projector (decode, dedup, Lua apply, positions)",
-                f"{proj:.1f}",
-                f"{total / proj:,.0f}",
-                f"{bare / proj:.2f}",
-            ],
-        ]
-        print(table(["reader", "seconds", "events/s", "ratio to bare"], rows))
+        rows = [["bare kafka-python consumer (read only)", f"{bare:.1f}", f"{total / bare:,.0f}"]]
+        rows[0] += ["1.00", "-", "-", "-"]
+        for n in members:
+            run = projector_run(settings, ends, n)
+            per_process = " / ".join(f"{c / total * 1e6:.1f}" for c in run.cpu)
+            rows.append(
+                [
+                    f"projector, {n} member{'s' if n > 1 else ''}",
+                    f"{run.seconds:.1f}",
+                    f"{total / run.seconds:,.0f}",
+                    f"{bare / run.seconds:.2f}",
+                    per_process,
+                    f"{sum(run.cpu) / total * 1e6:.1f}",
+                    f"{run.redis_cpu / total * 1e6:.1f}",
+                ]
+            )
+        headers = ["reader", "seconds", "events/s", "ratio to bare"]
+        headers += ["CPU us/event per member", "all members", "Redis"]
+        print(table(headers, rows))
     finally:
         cleanup(settings)
 
@@ -180,6 +213,11 @@ def main() -> None:
         default=365,
         help="event times spread uniformly over this many days before now (default: a year)",
     )
+    parser.add_argument(
+        "--members",
+        default="1",
+        help="comma-separated projector group sizes to time, one after another (e.g. 1,2,3)",
+    )
     parser.add_argument("--memory-orgs", type=int, default=1000)
     parser.add_argument("--memory-days", type=int, default=30)
     parser.add_argument("--memory-per-day", type=int, default=100)
@@ -188,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# projector_throughput on {machine()}")
     if not args.skip_throughput:
-        throughput(args.events, args.span_days)
+        throughput(args.events, args.span_days, [int(n) for n in args.members.split(",")])
     if not args.skip_memory:
         memory(args.memory_orgs, args.memory_days, args.memory_per_day)
 

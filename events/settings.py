@@ -51,6 +51,9 @@ class Settings:
     # partitions back at once instead of waiting out the session timeout.
     projector_instance_id: str = field(default_factory=lambda: f"projector-{socket.gethostname()}")
     projector_metrics_port: int = 9102
+    # How the group spreads partitions over projectors (docs/design.md, "Scale-out"): one of
+    # ASSIGNORS. Every member of a group must name the same one.
+    projector_assignor: str = "range"
     # Records per poll. Larger batches aggregate more and leave Redis idle less often between
     # them (docs/benchmarks.md: 5,000 -> 20,000 took catch-up from ~31,000 to ~37,000/s).
     projector_max_batch: int = 20000
@@ -88,6 +91,7 @@ class Settings:
         return env
 
 
+ASSIGNORS = ("range", "roundrobin", "cooperative-sticky")
 _MINIMUM = {
     "PORT": 1,
     "DEDUP_WINDOW_SECONDS": 1,
@@ -106,4 +110,6 @@ def _parse(name: str, raw: str, kind: object) -> object:
         return _list(raw)
     if name == "LOG_LEVEL":
         return raw.upper()
+    if name == "PROJECTOR_ASSIGNOR" and raw not in ASSIGNORS:
+        raise ConfigError(f"PROJECTOR_ASSIGNOR must be one of {', '.join(ASSIGNORS)}, got {raw!r}")
     return raw

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from typing import NamedTuple
 
 import redis
@@ -31,11 +32,13 @@ Outcome = tuple["Batch", ApplyResult] | PositionsDiverged | None
 
 
 class Batch(NamedTuple):
-    """One poll's increments, the partition positions after it, and those Redis should hold."""
+    """One poll's increments, the partition positions after it, those Redis should hold, and
+    the ownership epochs it was read under (projector.partitions)."""
 
     increments: list[Increment]
     positions: dict[int, int]
     expected: dict[int, int | None]
+    epochs: dict[int, int]
     prepared: PreparedApply | None = None  # built by the poll thread while Redis was busy
 
 
@@ -57,6 +60,12 @@ class Applier:
         """The outcome of the batch in flight (None if none, or dropped on stop)."""
         pending, self._pending = self._pending, None
         return pending.result() if pending is not None else None
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the batch in flight to land (its outcome stays for `wait`);
+        True when none is in flight any more."""
+        pending = self._pending
+        return pending is None or bool(wait_futures([pending], timeout).done)
 
     def close(self) -> None:
         """Finish the batch in flight and stop the thread."""

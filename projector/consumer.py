@@ -5,48 +5,75 @@ Order of effects for one batch, and why it is crash-safe at any instant:
    after this re-sends them: the DLQ is at-least-once, its headers name the source
    offset so duplicates are recognisable);
 2. the store applies each org's increments atomically with that org's per-partition
-   offsets, then the partition-level positions (`CounterStore.apply`);
-3. offsets are committed to Kafka, for lag tooling only: on assignment we seek to the
-   positions stored in Redis, never to Kafka's.
+   offsets, then raises the partition positions (`CounterStore.apply`);
+3. offsets are committed to Kafka, for lag tooling only: a partition is read from the
+   position stored in Redis, never from Kafka's.
+
+Membership: several projectors share the topic in one consumer group. Which partitions this
+member owns, and what it knows of each, lives in `projector.partitions.PartitionTracker`;
+the rebalance callbacks (kafka-python's I/O thread, while `poll()` blocks this loop) only
+update it and pause newly assigned partitions, and this loop does the I/O: it reads the
+paused partitions' positions from Redis (as long as Redis is away they stay paused), seeks
+and resumes them (docs/design.md, "Scale-out").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from events import topics
 from events.codec import InvalidEvent, SkippedEvent, decode_for_count
 from events.settings import Settings
 from projector import metrics
 from projector.applier import Applier, Batch
+from projector.deadletter import DeadLetters
+from projector.partitions import PartitionTracker
+from projector.progress import Progress, with_redis
 from projector.store import CounterStore, Increment, PositionsDiverged
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
-PROBE_INTERVAL = 1.0  # seconds between log-end probes that advance caught_up_at
+CHECK_INTERVAL = 1.0  # seconds between checks of Redis's positions against ours
+# How long a revocation waits for the batch in flight to land, so the next owner starts from
+# it. The callback holds kafka-python's I/O loop (heartbeats too): keep it well below the
+# session timeout. A batch that takes longer still lands safely (positions only move forward).
+REVOKE_SETTLE_SECONDS = 2.0
+SESSION_TIMEOUT_MS = 10_000
+ASSIGNORS = {
+    "range": RangePartitionAssignor,
+    "roundrobin": RoundRobinPartitionAssignor,
+    "cooperative-sticky": CooperativeStickyAssignor,
+}
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Seeks newly assigned partitions to the positions Redis holds."""
+    """Hands Kafka's membership changes to the projector (runs on kafka-python's I/O thread)."""
 
     def __init__(self, projector: Projector) -> None:
         self.projector = projector
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.projector.forget(revoked)
+        self.projector.revoked(revoked, settle=True)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        # Evicted: another member may own these already; nothing of ours is worth waiting for.
+        self.projector.revoked(lost, settle=False)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.projector.seek_to_stored(assigned)
+        self.projector.assigned(assigned)
 
 
 class Projector:
@@ -64,20 +91,18 @@ class Projector:
         self.store = CounterStore(
             self.redis, settings.redis_key_prefix, self.topic, settings.dedup_window_seconds
         )
+        self.tracker = PartitionTracker()
         self._stop = threading.Event()
-        self._next: dict[int, int] = {}  # partition -> next offset whose effect is in Redis
-        self._probe: tuple[float, dict[int, int]] | None = None
-        self._last_probe = 0.0
         self._last_check = 0.0
-        self._global_caught_up: float | None = None
-        self._producer: KafkaProducer | None = None
+        self._dead = DeadLetters(settings)
         self._applier = Applier(self.store, self._stop)
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.projector_group_id,
             client_id=f"{settings.projector_group_id}-consumer",
             group_instance_id=settings.projector_instance_id,
-            session_timeout_ms=10_000,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            partition_assignment_strategy=(ASSIGNORS[settings.projector_assignor],),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.projector_max_batch,
@@ -88,6 +113,7 @@ class Projector:
             reconnect_backoff_max_ms=1000,
         )
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self.progress = Progress(self.consumer, self.tracker, self.store, self.topic)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -113,36 +139,33 @@ class Projector:
             self._applier.close()
             self.consumer.close(autocommit=False)
         finally:
-            if self._producer is not None:
-                self._producer.close(timeout=10)
+            self._dead.close()
             log.info("projector stopped", extra={"topic": self.topic})
 
-    # -- rebalance --------------------------------------------------------------------
+    # -- rebalance (kafka-python's I/O thread) -------------------------------------------
 
-    def seek_to_stored(self, assigned: Any) -> None:
-        """Resume each assigned partition from Redis's position (or the beginning)."""
-        stored = self._with_redis(self.store.positions)
-        if stored is None:
+    def assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """New partitions stay paused until their positions are read from Redis (`step`)."""
+        pending = self.tracker.assign(tp.partition for tp in assigned if tp.topic == self.topic)
+        if pending:
+            self.consumer.pause(*self._tps(pending))
+        self._gauge_partitions()
+        log.info("partitions assigned", extra={"pending": pending})
+
+    def revoked(self, revoked: Iterable[TopicPartition], *, settle: bool) -> None:
+        """Forget partitions another member takes over, once the batch in flight has landed
+        (or REVOKE_SETTLE_SECONDS passed: its outcome is then ignored for them)."""
+        mine = [tp.partition for tp in revoked if tp.topic == self.topic]
+        if not mine:
             return
-        for tp in assigned:
-            if tp.topic != self.topic:
-                continue
-            offset = stored.get(tp.partition)
-            if offset is None:
-                self.consumer.seek_to_beginning(tp)
-                self._next.pop(tp.partition, None)
-            else:
-                self.consumer.seek(tp, offset)
-                self._next[tp.partition] = offset
-        log.info(
-            "partitions assigned",
-            extra={"positions": {tp.partition: stored.get(tp.partition, 0) for tp in assigned}},
-        )
-
-    def forget(self, revoked: Any) -> None:
-        """Drop state of partitions another member now owns."""
-        for tp in revoked:
-            self._next.pop(tp.partition, None)
+        if settle and not self._applier.settle(REVOKE_SETTLE_SECONDS):
+            log.warning("revoking partitions with a batch still in flight", extra={"p": mine})
+        dropped = self.tracker.revoke(mine)
+        for partition in dropped:
+            with contextlib.suppress(KeyError):  # its lag is the new owner's to report
+                metrics.CONSUMER_LAG.remove(str(partition))
+        self._gauge_partitions()
+        log.info("partitions revoked", extra={"partitions": dropped, "settled": settle})
 
     # -- one batch --------------------------------------------------------------------
 
@@ -167,19 +190,29 @@ class Projector:
         positions: dict[int, int] = {}
         bad = 0
         for tp, records in polled.items():
+            if not self.tracker.is_ready(tp.partition):
+                continue  # not ours (any more), or not yet positioned: never applied
             for record in records:
                 bad += self._collect(tp, record, increments)
             positions[tp.partition] = records[-1].offset + 1
         if bad:
-            self._dlq().flush(timeout=30)
+            self._dead.flush()
         # Build the Lua calls now, while Redis still runs the previous batch's.
         prepared = self.store.prepare(increments)
         if not self._finish_previous() or self._check_stored_positions():
+            self._resolve_pending()
             return 0  # re-sought: this batch was read from positions Redis no longer backs
-        self._advance_caught_up()
+        self._resolve_pending()
+        self.progress.advance()
         if positions:
-            expected = {p: self._next.get(p) for p in positions}
-            self._applier.submit(Batch(increments, positions, expected, prepared))
+            batch = Batch(
+                increments,
+                positions,
+                self.tracker.expected(positions),
+                self.tracker.epochs(positions),
+                prepared,
+            )
+            self._applier.submit(batch)
         return sum(len(r) for r in polled.values())
 
     def _finish_previous(self) -> bool:
@@ -188,30 +221,23 @@ class Projector:
         if outcome is None:
             return True
         if isinstance(outcome, PositionsDiverged):
-            # Redis lost recent writes (e.g. killed between AOF fsyncs): re-read from what
-            # it holds; the per-org offsets make the replay exact.
-            log.warning("redis positions behind ours; re-seeking", extra={"detail": str(outcome)})
-            self.seek_to_stored(self.consumer.assignment())
-            self._probe = None
+            # Redis lost recent writes (e.g. killed between AOF fsyncs), or another member
+            # moved a partition on: re-read from what it holds; per-org offsets keep it exact.
+            self._reseek("redis positions differ from ours", str(outcome))
             return False
         batch, result = outcome
-        self._count_late(batch.increments)
-        self._next.update(batch.positions)
-        self.consumer.commit_async(
-            {
-                TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                for p, o in batch.positions.items()
-            }
-        )
+        self.progress.count_late(batch.increments, self.settings.count_grace_seconds)
+        self._commit(self.tracker.applied(batch.epochs, batch.positions))
         if result.orgs:
-            self._with_redis(lambda: self.store.publish_changes(result, self._global_caught_up))
+            caught_up_at = self.progress.caught_up_at
+            with_redis(lambda: self.store.publish_changes(result, caught_up_at))
         return True
 
     def _collect(self, tp: TopicPartition, record: Any, out: list[Increment]) -> int:
         try:
             event = decode_for_count(record.value, record.key)
         except InvalidEvent as error:
-            self._dead_letter(tp, record, error)
+            self._dead.send(tp.topic, tp.partition, record, error)
             return 1
         if type(event) is SkippedEvent:
             metrics.EVENTS_SKIPPED.inc()
@@ -229,121 +255,87 @@ class Projector:
         )
         return 0
 
-    def _dead_letter(self, tp: TopicPartition, record: Any, error: InvalidEvent) -> None:
-        headers = [
-            (topics.HEADER_ERROR_CODE, error.code.encode()),
-            (topics.HEADER_ERROR_MESSAGE, str(error.message).encode()[:1024]),
-            (topics.HEADER_SOURCE_TOPIC, tp.topic.encode()),
-            (topics.HEADER_SOURCE_PARTITION, str(tp.partition).encode()),
-            (topics.HEADER_SOURCE_OFFSET, str(record.offset).encode()),
-        ]
-        self._dlq().send(
-            self.settings.dlq_topic, key=record.key, value=record.value, headers=headers
-        )
-        metrics.EVENTS_DEAD_LETTERED.labels(code=error.code).inc()
-        log.warning(
-            "event dead-lettered",
-            extra={
-                "code": error.code,
-                "error": error.message,
-                "partition": tp.partition,
-                "offset": record.offset,
-            },
-        )
+    # -- positions ----------------------------------------------------------------------
 
-    def _dlq(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                client_id=f"{self.settings.projector_group_id}-dlq",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                max_request_size=2 * 1024 * 1024,
-            )
-        return self._producer
-
-    def _count_late(self, increments: list[Increment]) -> None:
-        if self._global_caught_up is None:
+    def _resolve_pending(self) -> None:
+        """Seek and resume paused partitions once Redis tells their positions (and Kafka their
+        committed offsets, the floor of our commits); while either is away they stay paused."""
+        pending = self.tracker.pending()
+        if not pending:
             return
-        horizon = self._global_caught_up - self.settings.count_grace_seconds
-        late = sum(1 for inc in increments if inc.second < horizon)
-        if late:
-            metrics.LATE_EVENTS.inc(late)
+        stored = with_redis(self.store.positions)
+        if stored is None:
+            return
+        tps = self._tps(pending)
+        try:
+            committed = {tp.partition: self.consumer.committed(tp, timeout_ms=5000) for tp in tps}
+        except KafkaError as error:
+            log.warning("committed offsets unavailable; retrying", extra={"error": str(error)})
+            return
+        seeks, commits = self.tracker.resolve(stored, committed, pending)
+        for partition, offset in seeks.items():
+            tp = TopicPartition(self.topic, partition)
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+        self.consumer.resume(*self._tps(seeks))
+        self._commit(commits)
+        self._gauge_partitions()
+        log.info("partitions positioned from redis", extra={"positions": seeks})
 
     def _check_stored_positions(self) -> bool:
-        """Once a PROBE_INTERVAL, re-seek if Redis holds other positions than ours; True if so.
+        """Once a CHECK_INTERVAL, re-seek if Redis holds other positions than ours; True if so.
 
         A batch notices lost writes only for its own partitions: a partition with no new
         records would otherwise never get back what Redis lost (nor be reported lagging).
+        Also re-sends commits Kafka has not acknowledged yet.
         """
         now = time.monotonic()
-        if now - self._last_check < PROBE_INTERVAL or not self._next:
+        if now - self._last_check < CHECK_INTERVAL:
             return False
         self._last_check = now
-        stored = self._with_redis(self.store.positions)
+        self._commit(self.tracker.commits_due())
+        if not self.tracker.ready():
+            return False
+        stored = with_redis(self.store.positions)
         if stored is None:
             return False
-        differ = {p: (stored.get(p), n) for p, n in self._next.items() if stored.get(p) != n}
+        differ = self.tracker.diverged(stored)
         if not differ:
             return False
-        log.warning("redis positions differ from ours; re-seeking", extra={"positions": differ})
-        self.seek_to_stored(self.consumer.assignment())
-        self._probe = None
+        self._reseek("redis positions differ from ours", str(differ))
         return True
 
-    # -- completeness -----------------------------------------------------------------
+    def _reseek(self, reason: str, detail: str) -> None:
+        """Pause every ready partition to read its position from Redis again."""
+        again = self.tracker.unready()
+        if again:
+            self.consumer.pause(*self._tps(again))
+        metrics.RESEEKS.inc()
+        log.warning(f"{reason}; re-seeking", extra={"detail": detail})
 
-    def _advance_caught_up(self) -> None:
-        """Move caught_up_at forward for partitions that reached a probed log end."""
-        now = time.time()
-        if self._probe is None and now - self._last_probe >= PROBE_INTERVAL:
-            assigned = [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
-            if assigned:
-                self._last_probe = now
-                # The probe's start time is a safe lower bound of when the ends held.
-                try:
-                    ends = self.consumer.end_offsets(assigned, timeout_ms=5000)
-                except KafkaError as error:
-                    # The broker is away (restarting): poll() waits for it; probe later.
-                    log.warning("log-end probe failed", extra={"error": str(error)})
-                    return
-                self._probe = (now, {tp.partition: off for tp, off in ends.items()})
-        if self._probe is None:
+    def _commit(self, commits: Mapping[int, int]) -> None:
+        """Commit these positions to Kafka (asynchronously); acknowledged ones raise the floor."""
+        if not commits:
             return
-        probed_at, ends = self._probe
-        reached = {}
-        for partition, end in ends.items():
-            position = self._next.get(partition)
-            lag = end - (position if position is not None else 0)
-            metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(lag, 0))
-            if (position is not None and position >= end) or end == 0:
-                reached[partition] = probed_at
-        if len(reached) < len(ends):
-            # Keep waiting for the rest; those reached are not moved past the probe time.
-            for partition in reached:
-                ends.pop(partition)
-            if reached:
-                self._store_caught_up(reached)
-            return
-        self._probe = None
-        self._store_caught_up(reached)
+        offsets = {
+            TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in commits.items()
+        }
+        sent = dict(commits)
 
-    def _store_caught_up(self, reached: dict[int, float]) -> None:
-        partitions = len(self.consumer.partitions_for_topic(self.topic) or ())
-        stored = self._with_redis(lambda: self.store.set_caught_up(reached, partitions))
-        if stored is None:
-            return
-        previous, self._global_caught_up = self._global_caught_up, stored
-        if stored is not None:
-            metrics.CAUGHT_UP_AT.set(stored)
-        if stored != previous:
-            self._with_redis(lambda: self.store.publish_progress(stored))
+        def acknowledged(_offsets: Any, response: Any) -> None:
+            if not isinstance(response, Exception):
+                self.tracker.committed(sent)
 
-    def _with_redis(self, call: Callable[[], Any]) -> Any:
-        """Run a best-effort Redis call; None when Redis is unreachable."""
-        try:
-            return call()
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            log.warning("redis unreachable", extra={"error": str(error)})
-            return None
+        self.consumer.commit_async(offsets, callback=acknowledged)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _tps(self, partitions: Iterable[int]) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p) for p in partitions]
+
+    def _gauge_partitions(self) -> None:
+        ready, owned = len(self.tracker.ready()), len(self.tracker.owned())
+        metrics.PARTITIONS.labels(state="ready").set(ready)
+        metrics.PARTITIONS.labels(state="pending").set(owned - ready)

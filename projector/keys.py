@@ -14,9 +14,10 @@ Keys (all hashes but the channel):
 - `P:{org}:x:G:S` — dedup for generation G = seen_at // window and shard S (first byte of the
   digest % DEDUP_SHARDS): 16-byte blake2b digest of event_id -> seen_at when it was counted.
   Expires after the next generation ends (plus a day), or a day after its last write.
-- `P:pos:<topic>` — partition -> next offset to read (the whole consumer's position).
-- `P:caught_up:<topic>` — partition -> caught-up epoch seconds (float), and `partitions` ->
-  the topic's partition count.
+- `P:pos:<topic>` — partition -> next offset to read (the whole group's position; only ever
+  raised, except by Redis losing writes, which the owner of the partition then notices).
+- `P:caught_up:<topic>` — partition -> caught-up epoch seconds (float, only ever raised),
+  `partitions` -> the topic's partition count, and `min` -> the topic's caught_up_at.
 - `P:changes` — pub/sub channel of JSON change notices (see `projector.store.decode_change`).
 
 Why this shape: every field name is a small integer (Redis stores those in 1-4 bytes inside
@@ -102,6 +103,8 @@ def caught_up_key(prefix: str, topic: str) -> str:
 
 
 CAUGHT_UP_PARTITIONS_FIELD = "partitions"
+# The topic's caught_up_at, kept in the same hash by the writer (projector/lua/caught_up.lua).
+CAUGHT_UP_MIN_FIELD = "min"
 
 _KIND = re.compile(r"^[^{]*\{[^}]*\}:(d|b|u|pos|x)(?::|$)")
 _KIND_NAMES = {"d": "counters", "b": "counters", "u": "counters", "x": "dedup", "pos": "offsets"}

@@ -35,6 +35,15 @@ CONSUMER_LAG = Gauge("projector_consumer_lag", "records behind the log end", ["p
 CAUGHT_UP_AT = Gauge(
     "projector_caught_up_at_seconds", "global caught_up_at as a Unix time (0: unknown)"
 )
+RESEEKS = Counter(
+    "projector_reseeks_total",
+    "times the member re-read its partitions' positions from Redis (lost writes, a rival)",
+)
+PARTITIONS = Gauge(
+    "projector_partitions",
+    "partitions this member owns: ready (applied) or pending (paused until positioned)",
+    ["state"],
+)
 APPLY_RETRIES = Counter(
     "projector_apply_retries_total", "batches retried because Redis was unreachable"
 )

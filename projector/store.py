@@ -98,6 +98,9 @@ _APPLY = _Script("apply.lua")
 # One increment inside apply.lua's packed ARGV: digest, second, partition, offset, seen_at.
 _RECORD = struct.Struct("<16sqiqq")
 _COUNT = _Script("count.lua")
+_ADVANCE = _Script("advance.lua")
+_CAUGHT_UP = _Script("caught_up.lua")
+_SCRIPTS = (_APPLY, _COUNT, _ADVANCE, _CAUGHT_UP)
 # count.lua's source, for a script of the API's that composes it with the snapshot upsert (one
 # round trip per POST); `count_script_args` gives that script's KEYS and the count's ARGV.
 COUNT_SOURCE = _COUNT.source
@@ -109,27 +112,8 @@ def _org_base(prefix: str, org_id: str) -> str:
     return keys.org_base(prefix, org_id)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _min_caught_up(raw: Mapping[Any, Any], partitions: int | None) -> float | None:
-    """min over the partitions' times; None when one is missing or nothing is stored."""
-    times: dict[int, float] = {}
-    declared = None
-    for name, value in raw.items():
-        name = _text(name)
-        if name == keys.CAUGHT_UP_PARTITIONS_FIELD:
-            declared = int(value)
-        else:
-            times[int(name)] = float(value)
-    expected = partitions or declared
-    if not expected:
-        return min(times.values()) if times else None
-    found = [times.get(p) for p in range(expected)]
-    if not found or None in found:
-        return None
-    return min(t for t in found if t is not None)
+def _float(value: bytes | str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 class CounterStore:
@@ -181,10 +165,9 @@ class CounterStore:
             self._check_positions(expected_positions, partition_positions)
         replies = self._run(prepared.commands)
         if partition_positions:
-            self._redis.hset(
-                self._positions_key,
-                mapping={str(p): int(o) for p, o in partition_positions.items()},
-            )
+            # Only once every call succeeded, and forward only (lua/advance.lua).
+            pairs = [str(x) for item in partition_positions.items() for x in item]
+            self._run([("EVALSHA", _ADVANCE.sha, 1, self._positions_key, *pairs)])
         applied = duplicates = skipped = 0
         orgs: dict[str, tuple[int, int]] = {}
         for org, reply in zip(prepared.orgs, replies, strict=True):
@@ -263,16 +246,12 @@ class CounterStore:
     def set_caught_up(
         self, partition_times: Mapping[int, float], partitions: int | None = None
     ) -> float | None:
-        """Store per-partition caught-up times (and the topic's partition count); return
-        the resulting caught_up_at, read in the same round trip."""
-        mapping: dict[str, Any] = {str(p): repr(float(t)) for p, t in partition_times.items()}
-        if partitions:  # 0 / None: the partition count is unknown, keep what is stored
-            mapping[keys.CAUGHT_UP_PARTITIONS_FIELD] = int(partitions)
-        pipe = self._redis.pipeline(transaction=False)
-        if mapping:
-            pipe.hset(self._caught_up_key, mapping=mapping)
-        pipe.hgetall(self._caught_up_key)
-        return _min_caught_up(pipe.execute()[-1], partitions or None)
+        """Raise per-partition caught-up times (never lowered) and store the topic's partition
+        count (0 / None: keep what is stored); return the resulting caught_up_at."""
+        pairs = [x for p, t in partition_times.items() for x in (str(p), repr(float(t)))]
+        fields = (keys.CAUGHT_UP_PARTITIONS_FIELD, keys.CAUGHT_UP_MIN_FIELD, int(partitions or 0))
+        (least,) = self._run([("EVALSHA", _CAUGHT_UP.sha, 1, self._caught_up_key, *fields, *pairs)])
+        return None if least is None else float(least)
 
     def publish_changes(self, result: ApplyResult, caught_up_at: float | None) -> int:
         """PUBLISH which orgs' counts may have changed (and caught_up_at); receivers count."""
@@ -286,12 +265,10 @@ class CounterStore:
 
     # -- read side ----------------------------------------------------------------------
 
-    def caught_up_at(self, partitions: int | None = None) -> float | None:
-        """min over the topic's partitions of their caught-up times; None if one is missing.
-
-        Without `partitions`, the count stored by the projector (if any) says which must be
-        present; with none stored, the min over what is stored (None when nothing is)."""
-        return _min_caught_up(self._redis.hgetall(self._caught_up_key), partitions)
+    def caught_up_at(self) -> float | None:
+        """The topic's caught_up_at as the projectors stored it (lua/caught_up.lua): the least
+        caught-up time over its partitions; None until every partition has one."""
+        return _float(self._redis.hget(self._caught_up_key, keys.CAUGHT_UP_MIN_FIELD))
 
     def count(self, org_id: str, start: int, end: int) -> int:
         """Events of `org_id` with start <= second <= end, in one round trip."""
@@ -299,19 +276,20 @@ class CounterStore:
 
     def count_and_caught_up(self, org_id: str, start: int, end: int) -> tuple[int, float | None]:
         """The count and the global caught_up_at, read in one round trip."""
-        count, raw = self._run(
-            [self._count_command(org_id, start, end), ("HGETALL", self._caught_up_key)]
+        count, least = self._run(
+            [
+                self._count_command(org_id, start, end),
+                ("HGET", self._caught_up_key, keys.CAUGHT_UP_MIN_FIELD),
+            ]
         )
-        if not isinstance(raw, Mapping):  # a client without the HGETALL reply callback
-            raw = dict(zip(raw[::2], raw[1::2], strict=True))
-        return int(count), _min_caught_up(raw, None)
+        return int(count), _float(least)
 
     def count_script_args(self, org_id: str, start: int, end: int) -> tuple[list[str], list[Any]]:
         """KEYS of COUNT_SOURCE for [start, end] with the caught-up hash appended, and ARGV:
-        start, end, then the hash's partition-count field (see `caught_up_at`)."""
+        start, end, then the hash's caught_up_at field (see `caught_up_at`)."""
         check_range(start, end)
         names = keys.count_keys(_org_base(self._prefix, org_id), start, end)
-        return [*names, self._caught_up_key], [start, end, keys.CAUGHT_UP_PARTITIONS_FIELD]
+        return [*names, self._caught_up_key], [start, end, keys.CAUGHT_UP_MIN_FIELD]
 
     def _count_command(self, org_id: str, start: int, end: int) -> tuple[Any, ...]:
         check_range(start, end)
@@ -333,7 +311,7 @@ class CounterStore:
                 # the cache), and a resent apply is idempotent anyway (per-org offsets).
                 if attempt:
                     raise
-                for script in (_APPLY, _COUNT):
+                for script in _SCRIPTS:
                     self._redis.script_load(script.source)
         raise AssertionError("unreachable")
 

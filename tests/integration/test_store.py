@@ -253,6 +253,9 @@ def test_positions_round_trip_and_divergence(store: CounterStore) -> None:
     # A retry of a batch whose positions were written already is not a divergence.
     assert store.apply(batch, {0: 21, 2: 1}, {0: 10, 2: None}).already_applied == 1
     assert store.positions() == {0: 21, 1: 20, 2: 1}
+    # Positions only move forward: a late batch of a member that lost the partition.
+    store.apply([], {0: 15, 1: 25})
+    assert store.positions() == {0: 21, 1: 25, 2: 1}
 
 
 def test_caught_up_round_trip(store: CounterStore) -> None:
@@ -261,10 +264,14 @@ def test_caught_up_round_trip(store: CounterStore) -> None:
     assert store.set_caught_up({0: 100.25}, partitions=2) is None
     assert store.caught_up_at() is None
     assert store.set_caught_up({1: 50.5}) == 50.5
-    assert store.caught_up_at() == 50.5 and store.caught_up_at(3) is None
-    assert store.caught_up_at(1) == 100.25
+    assert store.caught_up_at() == 50.5
+    # Times only move forward: a member that lost a partition cannot pull it back.
+    assert store.set_caught_up({0: 10.0, 1: 60.0}) == 60.0
+    assert store.set_caught_up({}, partitions=3) is None and store.caught_up_at() is None
+    assert store.set_caught_up({2: 70.0}) == 60.0
+    assert store.set_caught_up({}, partitions=1) == 100.25
     store.apply([inc("org-1", "a", 3, 0)], {})
-    assert store.count_and_caught_up("org-1", 0, 5) == (1, 50.5)
+    assert store.count_and_caught_up("org-1", 0, 5) == (1, 100.25)
 
 
 def test_reads_are_one_round_trip(store: CounterStore, monkeypatch: pytest.MonkeyPatch) -> None:

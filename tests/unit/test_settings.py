@@ -46,8 +46,14 @@ def test_round_trips_through_the_environment() -> None:
         ("COUNT_GRACE_SECONDS", "-1"),
         ("SSE_MAX_STREAMS", "0"),
         ("DEDUP_WINDOW_SECONDS", "1.5"),
+        ("PROJECTOR_ASSIGNOR", "sticky"),
     ],
 )
 def test_bad_values_fail_at_start_up(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("name", ["range", "roundrobin", "cooperative-sticky"])
+def test_every_assignor_is_accepted(name: str) -> None:
+    assert Settings.from_env({"PROJECTOR_ASSIGNOR": name}).projector_assignor == name
