@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from flask import Flask
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from api import errors, metrics, middleware, ops, stream, views
 from api.openapi import Api
 from api.service import EXTENSION, Components, CountService
 from api.snapshots import SnapshotStore
 from events.logs import configure_logging
+from events.redis_client import connect
 from events.settings import Settings
 from projector.store import CounterStore
 
@@ -44,21 +44,18 @@ def create_app(
     return app
 
 
-def connect_redis(url: str) -> redis.Redis:
-    """A Redis client that fails fast (2 s), so an outage is a quick 503."""
+def connect_redis(settings: Settings) -> Any:
+    """A Redis (or Redis Cluster) client that fails fast (2 s), so an outage is a quick 503."""
     # Under gevent every in-flight request is a greenlet holding its own connection: bound
     # the pool so a burst queues (up to the timeout, then 503) instead of opening thousands.
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_MAX_CONNECTIONS,
+    # A connection the server dropped is retried once, at once; a timeout is not retried.
+    return connect(
+        settings,
         timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        retries=1,
         health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
-        # A connection the server dropped is retried once, at once; a timeout is not retried.
-        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
     )
-    return redis.Redis(connection_pool=pool)
 
 
 def register_logging(settings: Settings) -> None:
@@ -69,7 +66,7 @@ def register_logging(settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings, redis_client: redis.Redis | None) -> None:
     """One Redis client, the stores and the service for this app; the OpenAPI machinery."""
-    client = redis_client if redis_client is not None else connect_redis(settings.redis_url)
+    client = redis_client if redis_client is not None else connect_redis(settings)
     counters = CounterStore(
         client,
         settings.redis_key_prefix,

@@ -18,12 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-import redis
 from flask import Flask, Response, current_app, request, send_from_directory
 from flask.views import MethodView
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from api import errors
 from api.fanout import (
@@ -40,6 +37,7 @@ from api.openapi import Api, Blueprint
 from api.schemas import Instant, org_id_field
 from api.service import EXTENSION as COMPONENTS
 from api.service import Components, current_components
+from events.redis_client import connect
 from events.schema import format_utc
 from events.settings import Settings
 from projector.keys import changes_channel
@@ -109,28 +107,21 @@ class Fanout:
     keepalive: float
 
 
-def connect_counts(settings: Settings) -> redis.Redis:
+def connect_counts(settings: Settings) -> Any:
     """A client with a small, blocking pool: many streams share a few connections."""
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=COUNT_CONNECTIONS,
+    return connect(
+        settings,
+        name=f"{settings.redis_key_prefix}:stream-counts",
         timeout=REDIS_TIMEOUT_SECONDS,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        client_name=f"{settings.redis_key_prefix}:stream-counts",
-        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+        max_connections=COUNT_CONNECTIONS,
+        retries=1,
     )
-    return redis.Redis(connection_pool=pool)
 
 
-def connect_pubsub(settings: Settings) -> redis.Redis:
+def connect_pubsub(settings: Settings) -> Any:
     """A client for the one subscription: errors surface, so the hub knows notices were lost."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        client_name=f"{settings.redis_key_prefix}:stream-fanout",
-        retry=Retry(NoBackoff(), 0),
+    return connect(
+        settings, name=f"{settings.redis_key_prefix}:stream-fanout", timeout=REDIS_TIMEOUT_SECONDS
     )
 
 

@@ -35,6 +35,8 @@ class Settings:
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # REDIS_URL names any one node of a Redis Cluster; every component then uses the cluster.
+    redis_cluster: bool = False
     record_events_topic: str = "record-events"
     count_grace_seconds: int = 300
     port: int = 8000
@@ -87,7 +89,12 @@ class Settings:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            env[f.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+            if isinstance(value, tuple):
+                env[f.name.upper()] = ",".join(value)
+            elif isinstance(value, bool):
+                env[f.name.upper()] = "true" if value else "false"
+            else:
+                env[f.name.upper()] = str(value)
         return env
 
 
@@ -102,8 +109,15 @@ _MINIMUM = {
 }
 
 
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
 def _parse(name: str, raw: str, kind: object) -> object:
     """One environment value converted to its field's type."""
+    if kind in ("bool", bool):
+        if raw.lower() in _TRUE + _FALSE:
+            return raw.lower() in _TRUE
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
     if kind in ("int", int):
         return _int({name: raw}, name, 0, _MINIMUM.get(name, 0))
     if kind in ("tuple[str, ...]",):

@@ -35,6 +35,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from events.codec import InvalidEvent, SkippedEvent, decode_for_count
+from events.redis_client import connect
 from events.settings import Settings
 from projector import metrics
 from projector.applier import Applier, Batch
@@ -82,11 +83,8 @@ class Projector:
     def __init__(self, settings: Settings, redis_client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.topic = settings.record_events_topic
-        self.redis = redis_client or redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            retry_on_timeout=False,
+        self.redis = redis_client or connect(
+            settings, name=f"{settings.redis_key_prefix}:projector", timeout=5
         )
         self.store = CounterStore(
             self.redis, settings.redis_key_prefix, self.topic, settings.dedup_window_seconds

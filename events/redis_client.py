@@ -1,0 +1,61 @@
+"""The one place that builds Redis clients: a single Redis or a Redis Cluster (REDIS_CLUSTER).
+
+Every component (projector, API, streams, benchmarks) asks here, so switching a deployment
+to a cluster is one setting. In cluster mode `REDIS_URL` names any one node; redis-py's
+`RedisCluster` discovers the rest and routes each command (and each script, by its declared
+keys) to the node owning its slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from events.settings import Settings
+
+# Either kind of client; both speak the same commands for what the service does.
+Client = redis.Redis | RedisCluster
+
+
+def connect(
+    settings: Settings,
+    *,
+    name: str | None = None,
+    timeout: float = 5.0,
+    max_connections: int | None = None,
+    retries: int = 0,
+    health_check_interval: int = 0,
+) -> Any:
+    """A client of the configured Redis: fails fast (`timeout` seconds), retries a dropped
+    connection `retries` times at once; `max_connections` bounds (and blocks on) the pool,
+    per node in cluster mode; `name` is the CLIENT SETNAME of its connections."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": health_check_interval,
+    }
+    if name is not None:
+        options["client_name"] = name
+    retry = Retry(NoBackoff(), retries, supported_errors=(redis.exceptions.ConnectionError,))
+    if settings.redis_cluster:
+        if max_connections is not None:
+            options.update(
+                max_connections=max_connections,
+                connection_pool_class=redis.BlockingConnectionPool,
+                timeout=timeout,
+            )
+        return RedisCluster.from_url(settings.redis_url, retry=retry, **options)
+    if max_connections is None:
+        return redis.Redis.from_url(settings.redis_url, retry=retry, **options)
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=max_connections,
+        timeout=timeout,
+        retry=retry,
+        **options,
+    )
+    return redis.Redis(connection_pool=pool)
