@@ -73,7 +73,7 @@ def register_extensions(app: Flask, settings: Settings, redis_client: redis.Redi
         settings.record_events_topic,
         settings.dedup_window_seconds,
     )
-    snapshots = SnapshotStore(client, settings.redis_key_prefix)
+    snapshots = SnapshotStore(client, counters)
     service = CountService(counters, snapshots, settings.count_grace_seconds)
     app.extensions[EXTENSION] = Components(settings, client, counters, snapshots, service)
     app.extensions["rest-api"] = Api(app)

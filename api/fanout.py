@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 _HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
+def _ping(pubsub: Any) -> None:
+    """PING over the subscription's connection(s): a cluster's pub/sub has one per node."""
+    for node_pubsub in getattr(pubsub, "node_pubsub_mapping", {}).values() or [pubsub]:
+        node_pubsub.ping()
+
+
 def close_all() -> None:
     """End every stream of this process (its worker is stopping): clients reconnect elsewhere."""
     for hub in list(_HUBS):
@@ -253,24 +259,26 @@ class Hub:
     def _listen(self) -> None:
         """Subscribe and dispatch messages until the connection fails or stop() is called."""
         pubsub = self._client.pubsub()
+        # Sharded pub/sub (SSUBSCRIBE): on a cluster only the channel's node carries it.
+        read = getattr(pubsub, "get_sharded_message", pubsub.get_message)
         try:
-            pubsub.subscribe(self.channel)
+            pubsub.ssubscribe(self.channel)
             last_seen = last_ping = time.monotonic()
             while not self._stopping.is_set():
-                message = pubsub.get_message(timeout=POLL_SECONDS)
+                message = read(timeout=POLL_SECONDS)
                 now = time.monotonic()
                 if message is None:
                     if now - last_seen > DEAD_SECONDS:
                         raise redis.exceptions.ConnectionError("no reply to PING")
                     if now - last_seen > PING_SECONDS and now - last_ping > PING_SECONDS:
-                        pubsub.ping()
+                        _ping(pubsub)
                         last_ping = now
                     continue
                 last_seen = now
                 kind = message.get("type")
-                if kind == "subscribe":
+                if kind == "ssubscribe":
                     self._subscribed()
-                elif kind == "message":
+                elif kind == "smessage":
                     self._on_message(message)
         finally:
             self._live.clear()

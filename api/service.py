@@ -62,24 +62,13 @@ class CountService:
         self._grace = grace_seconds
         self._clock = clock
 
-    def _count(self, org_id: str, start: int, end: int) -> tuple[int, bool, float]:
-        """(count, is_complete, when) for [start, end]; complete once end + grace is caught up."""
-        count, caught_up_at = self._counters.count_and_caught_up(org_id, start, end)
-        complete = caught_up_at is not None and end + self._grace <= caught_up_at
-        return count, complete, self._clock()
-
     def count(self, org_id: str, start: int, end: int) -> tuple[Snapshot, bool]:
         """Count now and create or refresh the (org, range) snapshot; True when created.
 
-        One Redis round trip: the count, caught_up_at and the upsert run in one script."""
+        One Redis round trip on a single Redis (count, caught_up_at and upsert in one
+        script), two on a Redis Cluster (the count, then the upsert)."""
         return self._snapshots.count_and_upsert(
-            self._counters.count_script_args(org_id, start, end),
-            org_id,
-            start,
-            end,
-            self._grace,
-            self._clock(),
-            new_snapshot_id(),
+            org_id, start, end, self._grace, self._clock(), new_snapshot_id()
         )
 
     def get(self, snapshot_id: str) -> Snapshot:
@@ -91,13 +80,15 @@ class CountService:
 
     def recount(self, snapshot_id: str, start: int, end: int) -> Snapshot:
         """Recount the snapshot's org over a new range; raises SnapshotNotFound, RangeConflict."""
-        org_id = self.get(snapshot_id).org_id
-        count, complete, now = self._count(org_id, start, end)
+        stored = self.get(snapshot_id)
+        count = self._counters.count(stored.org_id, start, end)
         try:
-            snapshot = self._snapshots.replace(snapshot_id, start, end, count, complete, now)
+            snapshot = self._snapshots.replace(
+                stored, start, end, count, self._grace, self._clock()
+            )
         except RangeTaken as taken:
             raise RangeConflict(
-                f"Snapshot {taken.holder!r} already holds this range for org {org_id!r}."
+                f"Snapshot {taken.holder!r} already holds this range for org {stored.org_id!r}."
             ) from taken
         if snapshot is None:
             raise SnapshotNotFound(f"There is no snapshot {snapshot_id!r}.")
@@ -105,7 +96,7 @@ class CountService:
 
     def delete(self, snapshot_id: str) -> None:
         """Delete the snapshot; raises SnapshotNotFound (404)."""
-        if not (valid_snapshot_id(snapshot_id) and self._snapshots.delete(snapshot_id)):
+        if not self._snapshots.delete(self.get(snapshot_id)):
             raise SnapshotNotFound(f"There is no snapshot {snapshot_id!r}.")
 
     def list_snapshots(

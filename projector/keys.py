@@ -1,11 +1,14 @@
-"""The Redis key layout: the one module that names the projector's keys, fields and channel.
+"""The Redis key layout: the one module that names every key, field and channel of the service.
 
-Every key of an org carries the hash tag `{org_id}`, so one org's keys share a Redis Cluster
-slot and one Lua call may touch them all. `P` is the configured prefix, `D` a day number
-(second // 86400), `B` a 32-day block number (D // 32, the level-4 bucket index).
+Hash tags (Redis Cluster): every key of an org carries `{org_id}`, so one org's keys share a
+slot and one Lua call may touch them all. Everything shared by all orgs carries `{#}` (an org
+id cannot contain `#`): the topic's caught-up times, the snapshots with their indexes, the
+change channel. Partition positions are written once per Redis node, each under a tag of that
+node's own slots (`{#s<slot>}`), so a node that loses writes also loses its own positions
+record and the projector notices (see `projector.store`). `P` is the configured prefix, `D`
+a day number (second // 86400), `B` a 32-day block number (D // 32, the level-4 index).
 
-Keys (all hashes but the channel):
-
+Org keys (hashes):
 - `P:{org}:d:D` — levels 0-2 of day D. Fields: second of day (0..86399); -1 - minute of day
   (-1..-1440); -1441 - hour of day (-1441..-1464). Values: counts.
 - `P:{org}:b:B` — level 3 of block B. Fields: day of block (0..31).
@@ -14,36 +17,49 @@ Keys (all hashes but the channel):
 - `P:{org}:x:G:S` — dedup for generation G = seen_at // window and shard S (first byte of the
   digest % DEDUP_SHARDS): 16-byte blake2b digest of event_id -> seen_at when it was counted.
   Expires after the next generation ends (plus a day), or a day after its last write.
-- `P:pos:<topic>` — partition -> next offset to read (the whole group's position; only ever
-  raised, except by Redis losing writes, which the owner of the partition then notices).
-- `P:caught_up:<topic>` — partition -> caught-up epoch seconds (float, only ever raised),
-  `partitions` -> the topic's partition count, and `min` -> the topic's caught_up_at.
-- `P:changes` — pub/sub channel of JSON change notices (see `projector.store.decode_change`).
+
+Shared keys:
+- `P:{#}:caught_up:<topic>` — partition -> caught-up epoch seconds (float, only ever raised),
+  `partitions` -> the topic's partition count, `min` -> the topic's caught_up_at.
+- `P:{T}:pos:<topic>` — partition -> next offset to read (the whole group's position; only
+  ever raised, but for Redis losing writes, which the partition's owner then notices). One per
+  Redis node: T is `#` on a single Redis, `#s<slot>` of each primary's first slot on a cluster.
+- `P:{#}:snapshots` — snapshot id -> its record (`org|start|end|count|complete|at|score`);
+  `P:{#}:snapshots:by-range` — `org|start|end` -> id (the unique index);
+  `P:{#}:snapshots:all`, `P:{#}:snapshots:complete:C`, `P:{#}:snapshots:org:<org>`,
+  `P:{#}:snapshots:org-complete:C:<org>` — sorted sets of ids scored by snapshot time (ms),
+  C = the stored is_complete (0 | 1). One slot for all snapshots: writes stay atomic (one
+  snapshot per (org, range), true totals for every filter) and the load is the request rate.
+- `P:{#}:changes` — the sharded pub/sub channel of change notices (`projector.store`).
 
 Why this shape: every field name is a small integer (Redis stores those in 1-4 bytes inside
 a listpack) and a day's seconds, minutes and hours share one hash, so for 100 events per org
 per day the key overhead is paid once per org-day and the hash holds about 220 entries. That
-stays listpack-encoded under Redis's default `hash-max-listpack-entries 512` (the default is
-512 for hashes; our redis.conf and docker-compose set it explicitly). Measured on Redis 7.0
-for 1,000 orgs x 30 days x 100 events/org/day: ~14 bytes per event for counters and ~26 bytes
-per event held in the dedup window (the dedup shards keep each hash under 512 entries up to
-~2,000 events per org per generation). A smaller setting stays correct; busier hashes are
-then stored as hashtables, at several times the memory.
+stays listpack-encoded under Redis's default `hash-max-listpack-entries 512` (our redis.conf
+and docker-compose set it explicitly). Measured on Redis 7.0 for 1,000 orgs x 30 days x 100
+events/org/day: ~14 bytes per event for counters and ~26 bytes per event held in the dedup
+window. A smaller setting stays correct; busier hashes are then stored as hashtables, at
+several times the memory.
 
-The field formulas are mirrored in `projector/lua/apply.lua` (which computes them per event
-in Redis); tests/integration/test_store.py pins the two together.
+The Lua scripts compute the same fields from the constants `lua_constants()` gives them;
+tests/support/oracles.py holds the Python twin the tests compare them with.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from functools import cache
 
-from projector.buckets import DAY, TOP
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS as CLUSTER_SLOTS
+from redis.crc import key_slot
+
+from projector.buckets import DAY, LEVEL_SIZES
 
 DEDUP_SHARDS = 4
-_MINUTES_PER_DAY = 1_440
-_HOURS_PER_DAY = 24
-DAYS_PER_BLOCK = 32
+MINUTES_PER_DAY = 1_440
+HOURS_PER_DAY = 24
+DAYS_PER_BLOCK = LEVEL_SIZES[4] // DAY
 _ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}").fullmatch
 _PREFIX = re.compile(r"[^{}\s]+").fullmatch
 
@@ -92,21 +108,69 @@ def offset_field(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
-def positions_key(prefix: str, topic: str) -> str:
-    """The consumer's partition -> next offset hash."""
-    return f"{prefix}:pos:{topic}"
+SHARED_TAG = "#"
+
+
+def shared_base(prefix: str) -> str:
+    """`P:{#}:` — the start of every key shared by all orgs (one Redis Cluster slot)."""
+    return f"{prefix}:{{{SHARED_TAG}}}:"
+
+
+def positions_key(prefix: str, topic: str, tag: str = SHARED_TAG) -> str:
+    """A partition -> next offset hash; `tag` places it (see `node_tag`)."""
+    return f"{prefix}:{{{tag}}}:pos:{topic}"
 
 
 def caught_up_key(prefix: str, topic: str) -> str:
-    """The partition -> caught-up time hash (plus the `partitions` count field)."""
-    return f"{prefix}:caught_up:{topic}"
+    """The partition -> caught-up time hash (plus the `partitions` and `min` fields)."""
+    return f"{shared_base(prefix)}caught_up:{topic}"
+
+
+@cache
+def node_tag(slot: int) -> str:
+    """A hash tag whose key slot is `slot`: a Redis Cluster node's positions record lives
+    under the tag of the first slot it serves."""
+    if not 0 <= slot < CLUSTER_SLOTS:
+        raise ValueError(f"no slot {slot}")
+    for n in itertools.count():
+        tag = f"{SHARED_TAG}s{n}"
+        if key_slot(tag.encode()) == slot:
+            return tag
+    raise AssertionError("unreachable")
+
+
+def snapshots_key(prefix: str) -> str:
+    """Snapshot id -> its record."""
+    return f"{shared_base(prefix)}snapshots"
+
+
+def snapshot_index_keys(prefix: str) -> dict[str, str]:
+    """The snapshots' unique index and the org-independent sorted sets, by role."""
+    base = f"{shared_base(prefix)}snapshots:"
+    return {
+        "by_range": f"{base}by-range",
+        "all": f"{base}all",
+        "complete:0": f"{base}complete:0",
+        "complete:1": f"{base}complete:1",
+    }
+
+
+def snapshot_org_keys(prefix: str, org_id: str) -> dict[str, str]:
+    """One org's sorted sets of snapshots: all of them, and per stored is_complete."""
+    org_base(prefix, org_id)  # validates the org id
+    base = f"{shared_base(prefix)}snapshots:"
+    return {
+        "org": f"{base}org:{org_id}",
+        "org-complete:0": f"{base}org-complete:0:{org_id}",
+        "org-complete:1": f"{base}org-complete:1:{org_id}",
+    }
 
 
 CAUGHT_UP_PARTITIONS_FIELD = "partitions"
 # The topic's caught_up_at, kept in the same hash by the writer (projector/lua/caught_up.lua).
 CAUGHT_UP_MIN_FIELD = "min"
 
-_KIND = re.compile(r"^[^{]*\{[^}]*\}:(d|b|u|pos|x)(?::|$)")
+_KIND = re.compile(r"^[^{]*\{[^#}][^}]*\}:(d|b|u|pos|x)(?::|$)")
 _KIND_NAMES = {"d": "counters", "b": "counters", "u": "counters", "x": "dedup", "pos": "offsets"}
 
 
@@ -117,27 +181,8 @@ def kind_of(key: str) -> str:
 
 
 def changes_channel(prefix: str) -> str:
-    """The pub/sub channel of change notifications."""
-    return f"{prefix}:changes"
-
-
-def locate(base: str, level: int, index: int) -> tuple[str, int]:
-    """(key, field) holding the counter of bucket (level, index) of the org at `base`."""
-    if level == 0:
-        day = index // DAY
-        return day_key(base, day), index - day * DAY
-    if level == 1:
-        day = index // _MINUTES_PER_DAY
-        return day_key(base, day), -1 - (index - day * _MINUTES_PER_DAY)
-    if level == 2:
-        day = index // _HOURS_PER_DAY
-        return day_key(base, day), -1 - _MINUTES_PER_DAY - (index - day * _HOURS_PER_DAY)
-    if level == 3:
-        block = index // DAYS_PER_BLOCK
-        return block_key(base, block), index - block * DAYS_PER_BLOCK
-    if 4 <= level <= TOP:
-        return upper_key(base), 4 * index + (level - 4)
-    raise ValueError(f"no level {level}")
+    """The (sharded) pub/sub channel of change notifications."""
+    return f"{shared_base(prefix)}changes"
 
 
 def count_keys(base: str, start: int, end: int) -> tuple[str, ...]:
@@ -150,3 +195,15 @@ def count_keys(base: str, start: int, end: int) -> tuple[str, ...]:
         block_key(base, last_day // DAYS_PER_BLOCK),
         upper_key(base),
     )
+
+
+def lua_constants() -> dict[str, object]:
+    """What the Lua scripts must agree on with this layout, injected into each at load time."""
+    return {
+        "LEVEL_SIZES": list(LEVEL_SIZES),
+        "DAY": DAY,
+        "MINUTES_PER_DAY": MINUTES_PER_DAY,
+        "HOURS_PER_DAY": HOURS_PER_DAY,
+        "DAYS_PER_BLOCK": DAYS_PER_BLOCK,
+        "UPPER_LEVELS": len(LEVEL_SIZES) - 4,
+    }

@@ -7,6 +7,12 @@ when |t - t0| <= window (kept per generation of `window` seconds; see projector.
 Errors: redis-py's exceptions propagate unchanged (the consumer retries on ConnectionError
 / TimeoutError, apply being idempotent; the API answers 503); `StoreError` is the base of
 this module's own. Needs Redis >= 7.0; the Lua lives in projector/lua (package data).
+
+On a Redis Cluster every org's calls go to the org's node (`projector.routing`), and the
+partition positions are written to a record on every primary after the batch's calls there:
+a node that comes back without its last writes (restarted from its AOF, or a replica that
+took over before it had them) comes back with its own older record, and `positions` is the
+least over all nodes, so the projector replays what that node lost.
 """
 
 from __future__ import annotations
@@ -17,15 +23,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from hashlib import blake2b, sha1
-from importlib import resources
+from hashlib import blake2b
 from typing import Any, NamedTuple
 
-import redis
-from redis.exceptions import NoScriptError
+from redis.cluster import RedisCluster
 
-from projector import keys
+from projector import keys, scripts
 from projector.buckets import DAY, MAX_SECOND, check_range
+from projector.routing import call, execute
 
 # Dedup hashes outlive their last use by this much wall-clock time (see lua/apply.lua).
 DEDUP_SLACK_SECONDS = DAY
@@ -86,24 +91,8 @@ class Change:
     caught_up_at: float | None
 
 
-class _Script:
-    """A Lua file called by EVALSHA inside pipelines (redis-py's Script would add a round trip)."""
-
-    def __init__(self, name: str) -> None:
-        self.source = resources.files(__package__).joinpath("lua", name).read_text("utf-8")
-        self.sha = sha1(self.source.encode(), usedforsecurity=False).hexdigest()
-
-
-_APPLY = _Script("apply.lua")
 # One increment inside apply.lua's packed ARGV: digest, second, partition, offset, seen_at.
 _RECORD = struct.Struct("<16sqiqq")
-_COUNT = _Script("count.lua")
-_ADVANCE = _Script("advance.lua")
-_CAUGHT_UP = _Script("caught_up.lua")
-_SCRIPTS = (_APPLY, _COUNT, _ADVANCE, _CAUGHT_UP)
-# count.lua's source, for a script of the API's that composes it with the snapshot upsert (one
-# round trip per POST); `count_script_args` gives that script's KEYS and the count's ARGV.
-COUNT_SOURCE = _COUNT.source
 
 
 @lru_cache(maxsize=65_536)
@@ -121,7 +110,7 @@ class CounterStore:
 
     def __init__(
         self,
-        redis_client: redis.Redis,
+        redis_client: Any,
         prefix: str,
         topic: str,
         dedup_window_seconds: int = 7 * DAY,
@@ -136,6 +125,8 @@ class CounterStore:
         self._window = dedup_window_seconds
         self._clock = clock
         self._positions_key = keys.positions_key(prefix, topic)
+        self._slot_map: object = None
+        self._cluster_position_keys: list[str] = []
         self._caught_up_key = keys.caught_up_key(prefix, topic)
         self.channel = keys.changes_channel(prefix)
 
@@ -163,11 +154,14 @@ class CounterStore:
             prepared = self.prepare(increments)
         if expected_positions is not None:
             self._check_positions(expected_positions, partition_positions)
-        replies = self._run(prepared.commands)
+        replies = execute(self._redis, prepared.commands)
         if partition_positions:
-            # Only once every call succeeded, and forward only (lua/advance.lua).
+            # Only once every call succeeded, and forward only (lua/advance.lua), on every node.
             pairs = [str(x) for item in partition_positions.items() for x in item]
-            self._run([("EVALSHA", _ADVANCE.sha, 1, self._positions_key, *pairs)])
+            execute(
+                self._redis,
+                [("EVALSHA", scripts.ADVANCE.sha, 1, key, *pairs) for key in self._position_keys()],
+            )
         applied = duplicates = skipped = 0
         orgs: dict[str, tuple[int, int]] = {}
         for org, reply in zip(prepared.orgs, replies, strict=True):
@@ -227,21 +221,44 @@ class CounterStore:
         header = struct.pack(f"<qqqiiiii{counts[0]}i{sum(counts[1:])}q", *numbers, *lookups)
         fields = [keys.offset_field(self._topic, partition) for partition in parts]
         packed = b"".join([header, *records])
-        return ("EVALSHA", _APPLY.sha, len(key_list), *key_list, packed, *fields)
+        return ("EVALSHA", scripts.APPLY.sha, len(key_list), *key_list, packed, *fields)
 
     def _check_positions(
         self, expected: Mapping[int, int | None], target: Mapping[int, int]
     ) -> None:
-        partitions = list(expected)
-        raw = self._redis.hmget(self._positions_key, [str(p) for p in partitions])
-        stored = {p: None if v is None else int(v) for p, v in zip(partitions, raw, strict=True)}
-        if stored != dict(expected) and any(stored[p] != target.get(p) for p in partitions):
+        held = self.positions()
+        stored = {p: held.get(p) for p in expected}
+        if stored != dict(expected) and any(stored[p] != target.get(p) for p in expected):
             raise PositionsDiverged(stored, expected)
 
     def positions(self) -> dict[int, int]:
-        """Partition -> next offset to read, as stored for the topic."""
-        raw = self._redis.hgetall(self._positions_key)
-        return {int(p): int(o) for p, o in raw.items()}
+        """Partition -> next offset to read, as stored for the topic: on a cluster the least
+        over every node's record, and nothing for a partition a node has no record of."""
+        records = execute(self._redis, [("HGETALL", key) for key in self._position_keys()])
+        least: dict[int, int] = {}
+        for n, raw in enumerate(records):
+            found = {int(p): int(o) for p, o in raw.items()}
+            if n:
+                found = {p: min(o, found[p]) for p, o in least.items() if p in found}
+            least = found
+        return least
+
+    def _position_keys(self) -> list[str]:
+        """The positions records: one on a single Redis, one per primary of a cluster."""
+        if not isinstance(self._redis, RedisCluster):
+            return [self._positions_key]
+        cache = self._redis.nodes_manager.slots_cache
+        if self._slot_map is not cache:
+            firsts: dict[str, int] = {}
+            for slot, nodes in cache.items():
+                name = nodes[0].name
+                firsts[name] = min(slot, firsts.get(name, slot))
+            self._cluster_position_keys = [
+                keys.positions_key(self._prefix, self._topic, keys.node_tag(slot))
+                for slot in sorted(firsts.values())
+            ]
+            self._slot_map = cache
+        return self._cluster_position_keys
 
     def set_caught_up(
         self, partition_times: Mapping[int, float], partitions: int | None = None
@@ -250,17 +267,18 @@ class CounterStore:
         count (0 / None: keep what is stored); return the resulting caught_up_at."""
         pairs = [x for p, t in partition_times.items() for x in (str(p), repr(float(t)))]
         fields = (keys.CAUGHT_UP_PARTITIONS_FIELD, keys.CAUGHT_UP_MIN_FIELD, int(partitions or 0))
-        (least,) = self._run([("EVALSHA", _CAUGHT_UP.sha, 1, self._caught_up_key, *fields, *pairs)])
+        command = ("EVALSHA", scripts.CAUGHT_UP.sha, 1, self._caught_up_key, *fields, *pairs)
+        (least,) = execute(self._redis, [command])
         return None if least is None else float(least)
 
     def publish_changes(self, result: ApplyResult, caught_up_at: float | None) -> int:
-        """PUBLISH which orgs' counts may have changed (and caught_up_at); receivers count."""
+        """SPUBLISH which orgs' counts may have changed (and caught_up_at); receivers count."""
         orgs = {org: [lo, hi] for org, (lo, hi) in result.orgs.items()}
         payload = json.dumps({"orgs": orgs, "caught_up_at": caught_up_at}, separators=(",", ":"))
-        return int(self._redis.publish(self.channel, payload))
+        return int(self._redis.spublish(self.channel, payload))
 
     def publish_progress(self, caught_up_at: float | None) -> int:
-        """PUBLISH a change of caught_up_at alone."""
+        """SPUBLISH a change of caught_up_at alone."""
         return self.publish_changes(ApplyResult(), caught_up_at)
 
     # -- read side ----------------------------------------------------------------------
@@ -272,48 +290,37 @@ class CounterStore:
 
     def count(self, org_id: str, start: int, end: int) -> int:
         """Events of `org_id` with start <= second <= end, in one round trip."""
-        return int(self._run([self._count_command(org_id, start, end)])[0])
+        return int(call(self._redis, *self._count_command(org_id, start, end)))
 
     def count_and_caught_up(self, org_id: str, start: int, end: int) -> tuple[int, float | None]:
         """The count and the global caught_up_at, read in one round trip."""
-        count, least = self._run(
+        count, least = execute(
+            self._redis,
             [
                 self._count_command(org_id, start, end),
                 ("HGET", self._caught_up_key, keys.CAUGHT_UP_MIN_FIELD),
-            ]
+            ],
         )
         return int(count), _float(least)
 
-    def count_script_args(self, org_id: str, start: int, end: int) -> tuple[list[str], list[Any]]:
-        """KEYS of COUNT_SOURCE for [start, end] with the caught-up hash appended, and ARGV:
-        start, end, then the hash's caught_up_at field (see `caught_up_at`)."""
+    def count_keys(self, org_id: str, start: int, end: int) -> list[str]:
+        """The hashes the count script reads for [start, end] of the org (its KEYS)."""
         check_range(start, end)
-        names = keys.count_keys(_org_base(self._prefix, org_id), start, end)
-        return [*names, self._caught_up_key], [start, end, keys.CAUGHT_UP_MIN_FIELD]
+        return list(keys.count_keys(_org_base(self._prefix, org_id), start, end))
+
+    @property
+    def caught_up_field(self) -> tuple[str, str]:
+        """(key, field) holding the topic's caught_up_at, for scripts that decide is_complete."""
+        return self._caught_up_key, keys.CAUGHT_UP_MIN_FIELD
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix of this store's deployment."""
+        return self._prefix
 
     def _count_command(self, org_id: str, start: int, end: int) -> tuple[Any, ...]:
-        check_range(start, end)
-        names = keys.count_keys(_org_base(self._prefix, org_id), start, end)
-        return ("EVALSHA_RO", _COUNT.sha, len(names), *names, start, end)
-
-    def _run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send `commands` in one pipeline; load the scripts and resend once on NOSCRIPT."""
-        if not commands:
-            return []
-        for attempt in range(2):
-            pipe = self._redis.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            try:
-                return pipe.execute()
-            except NoScriptError:
-                # Redis restarted or flushed its script cache. No script ran (they share
-                # the cache), and a resent apply is idempotent anyway (per-org offsets).
-                if attempt:
-                    raise
-                for script in _SCRIPTS:
-                    self._redis.script_load(script.source)
-        raise AssertionError("unreachable")
+        names = self.count_keys(org_id, start, end)
+        return ("EVALSHA_RO", scripts.COUNT.sha, len(names), *names, start, end)
 
 
 def decode_change(message: Mapping[str, Any] | bytes | str) -> Change:

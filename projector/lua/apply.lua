@@ -1,5 +1,6 @@
 -- Apply one org's increments atomically, together with the org's per-partition offsets.
--- The bucket fields mirror projector/keys.py (`locate`); keep the two in step.
+-- The bucket fields follow projector/keys.py, whose constants (LEVEL_SIZES, DAY, ...) are
+-- injected above this script at load time; tests/support/oracles.py is the Python twin.
 --
 -- KEYS: [1] offsets hash, [2] upper hash, then one day hash per day, one block hash per
 --       block and one dedup hash per code, in the order the header lists them.
@@ -135,17 +136,14 @@ for i = 1, n do
     if found[base] then found[base][d] = seen end
     local sec = secs[i]
     span(sec)
-    local day = floor(sec / 86400)
-    local sod = sec - day * 86400
+    local day = floor(sec / DAY)
+    local sod = sec - day * DAY
     bump(days, day, sod)
-    bump(days, day, -1 - floor(sod / 60))
-    bump(days, day, -1441 - floor(sod / 3600))
-    local block = floor(day / 32)
-    bump(blocks, block, day - block * 32)
-    bump(upper, 0, 4 * block)
-    bump(upper, 0, 4 * floor(day / 512) + 1)
-    bump(upper, 0, 4 * floor(day / 8192) + 2)
-    bump(upper, 0, 4 * floor(day / 131072) + 3)
+    bump(days, day, -1 - floor(sod / LEVEL_SIZES[2]))
+    bump(days, day, -1 - MINUTES_PER_DAY - floor(sod / LEVEL_SIZES[3]))
+    local block = floor(day / DAYS_PER_BLOCK)
+    bump(blocks, block, day - block * DAYS_PER_BLOCK)
+    for u = 0, UPPER_LEVELS - 1 do bump(upper, 0, 4 * floor(sec / LEVEL_SIZES[5 + u]) + u) end
   end
 end
 

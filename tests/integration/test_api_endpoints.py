@@ -27,6 +27,7 @@ from events.publisher import Publisher
 from events.schema import MAX_EPOCH, RecordCreated, format_utc, parse_instant
 from events.settings import Settings
 from events.topics import delete_topics, dlq_topic_for, ensure_topics
+from projector import keys
 from tests import contract
 from tests.conftest import Services
 from tests.integration.projection import oracle_count, running_projector, wait_projected
@@ -120,9 +121,8 @@ def world(services: Services) -> Iterator[World]:
 def app(world: World) -> Iterator[Flask]:
     """A fresh app on the module's projection, with no snapshots yet."""
     prefix = world.settings.redis_key_prefix
-    for pattern in (f"{prefix}:snapshot:*", f"{prefix}:snapshots:*"):
-        for key in world.client.scan_iter(match=pattern, count=1000):
-            world.client.delete(key)
+    for key in world.client.scan_iter(match=f"{keys.snapshots_key(prefix)}*", count=1000):
+        world.client.delete(key)
     app = create_app(world.settings)
     yield app
     app.extensions["period-record-counts"].redis.close()

@@ -1,6 +1,6 @@
-"""The POST's one-round-trip script (api/snapshots.py) against a real Redis: it must count as
-count.lua does through CounterStore, decide is_complete from the caught_up_at CounterStore
-reports, and upsert exactly as the plain upsert does."""
+"""The POST's snapshot script (api/snapshots.py: one round trip on a single Redis, two on a
+cluster) against a real Redis: it must count as count.lua does through CounterStore, decide
+is_complete from the caught_up_at CounterStore reports, and upsert one snapshot per range."""
 
 from __future__ import annotations
 
@@ -27,14 +27,13 @@ def counters(redis_client: redis.Redis, key_prefix: str) -> CounterStore:
 
 @pytest.fixture
 def snapshots(redis_client: redis.Redis, key_prefix: str) -> SnapshotStore:
-    return SnapshotStore(redis_client, key_prefix)
+    return SnapshotStore(redis_client, CounterStore(redis_client, key_prefix, TOPIC))
 
 
 def count_and_upsert(
     counters: CounterStore, snapshots: SnapshotStore, org: str, start: int, end: int, at: float
 ):
-    args = counters.count_script_args(org, start, end)
-    return snapshots.count_and_upsert(args, org, start, end, GRACE, at, f"id-{org}-{start}-{end}")
+    return snapshots.count_and_upsert(org, start, end, GRACE, at, f"id-{org}-{start}-{end}")
 
 
 def test_counts_equal_the_count_script(
@@ -93,9 +92,7 @@ def test_refresh_keeps_one_snapshot_and_an_older_refresh_changes_nothing(
     first, created = count_and_upsert(counters, snapshots, "org-3", 10, 20, NOW)
     assert created and first.record_count == 0 and first.snapshot_at == NOW
     counters.apply([Increment("org-3", "a", 15, 0, 0, NOW)], {0: 1})
-    later, created = snapshots.count_and_upsert(
-        counters.count_script_args("org-3", 10, 20), "org-3", 10, 20, GRACE, NOW + 5, "other-id"
-    )
+    later, created = snapshots.count_and_upsert("org-3", 10, 20, GRACE, NOW + 5, "other-id")
     assert not created
     assert later.id == first.id and later.record_count == 1 and later.snapshot_at == NOW + 5
     assert snapshots.get(first.id) == later

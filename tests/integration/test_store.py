@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from projector import keys
-from projector.buckets import MAX_SECOND, bucket_ids, decompose
+from projector.buckets import MAX_SECOND
 from projector.store import (
     APPLY_CHUNK,
     ApplyResult,
@@ -25,6 +25,7 @@ from projector.store import (
     StoreError,
     decode_change,
 )
+from tests.support.oracles import bucket_ids, decompose, locate
 
 TOPIC = "record-events"
 NOW = 1_774_521_852  # 2026-03-26T10:44:12Z
@@ -223,7 +224,7 @@ def test_layout_of_written_counters_matches_keys_module(
     second = 1_774_521_852
     store.apply([inc("org-9", "e", second, 0)], {})
     base = keys.org_base(key_prefix, "org-9")
-    located = {keys.locate(base, level, index) for level, index in bucket_ids(second)}
+    located = {locate(base, level, index) for level, index in bucket_ids(second)}
     for key, field in located:
         assert redis_client.hget(key, field) == b"1", (key, field)
     counters = {k.decode() for k in redis_client.scan_iter(match=f"{base}*")}
@@ -304,13 +305,13 @@ def test_scripts_reload_after_a_flush(store: CounterStore, redis_client: redis.R
 
 def test_changes_are_published_and_decoded(store: CounterStore, redis_client: redis.Redis) -> None:
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(store.channel)
+    pubsub.ssubscribe(store.channel)  # sharded pub/sub: the channel's node alone carries it
     try:
-        pubsub.get_message(timeout=1.0)
+        pubsub.get_sharded_message(timeout=1.0)
         result = store.apply([inc("org-1", "a", 3, 0), inc("org-2", "b", 9, 1)], {})
         store.publish_changes(result, 12.5)
         store.publish_progress(None)
-        got = [pubsub.get_message(timeout=2.0) for _ in range(2)]
+        got = [pubsub.get_sharded_message(timeout=2.0) for _ in range(2)]
     finally:
         pubsub.close()
     assert decode_change(got[0]) == Change({"org-1": (3, 3), "org-2": (9, 9)}, 12.5)
@@ -351,7 +352,7 @@ def test_the_count_script_sums_exactly_the_buckets_of_decompose(
     values: dict[tuple[str, int], int] = {}
     for second in seconds:
         for level, index in bucket_ids(second):
-            values[keys.locate(base, level, index)] = rng.randrange(1, 1000)
+            values[locate(base, level, index)] = rng.randrange(1, 1000)
     pipe = redis_client.pipeline(transaction=False)
     for (key, field), value in values.items():
         pipe.hset(key, field, value)
@@ -363,11 +364,11 @@ def test_the_count_script_sums_exactly_the_buckets_of_decompose(
         if rng.random() < 0.1:
             end = start
         reference = sum(
-            values.get(keys.locate(base, level, index), 0) for level, index in decompose(start, end)
+            values.get(locate(base, level, index), 0) for level, index in decompose(start, end)
         )
         assert store.count("org-lua", start, end) == reference, (start, end)
     whole = sum(
-        values.get(keys.locate(base, level, index), 0) for level, index in decompose(0, MAX_SECOND)
+        values.get(locate(base, level, index), 0) for level, index in decompose(0, MAX_SECOND)
     )
     assert store.count("org-lua", 0, MAX_SECOND) == whole
 

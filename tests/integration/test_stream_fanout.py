@@ -51,7 +51,7 @@ def hub(settings: Settings, counts: FakeCounts) -> Iterator[Hub]:
 def _publish(
     client: redis.Redis, hub: Hub, orgs: dict[str, list[int]], caught: float | None
 ) -> None:
-    client.publish(hub.channel, json.dumps({"orgs": orgs, "caught_up_at": caught}))
+    client.spublish(hub.channel, json.dumps({"orgs": orgs, "caught_up_at": caught}))
 
 
 def _woken(subscribers: list[Subscriber]) -> list[bool]:

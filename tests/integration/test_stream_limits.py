@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from api import create_app
 from api.middleware import BASE_PATH
 from events.settings import Settings
+from projector import keys
 from scripts.harness import free_port, wait_until
 from tests.integration.projection import running_projector
 from tests.integration.test_api_outage import Relay
@@ -71,8 +72,9 @@ def test_dropped_streams_release_everything(settings: Settings, redis_client: re
         assert fanout == sorted(fanout) and fanout[0] >= 1 and fanout[-1] <= WORKERS, seen
         assert counts == sorted(counts) and counts[-1] <= WORKERS * 8, seen
         assert set().union(*seen) <= {f"{prefix}:stream-fanout", f"{prefix}:stream-counts"}, seen
-        channel = f"{prefix}:changes"
-        assert 1 <= dict(redis_client.pubsub_numsub(channel))[channel.encode()] <= WORKERS
+        channel = keys.changes_channel(prefix)
+        subscribers = dict(redis_client.pubsub_shardnumsub(channel))[channel.encode()]
+        assert 1 <= subscribers <= WORKERS
 
 
 def test_beyond_max_streams_is_503(settings: Settings) -> None:

@@ -8,14 +8,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from projector.buckets import (
-    LEVEL_SIZES,
-    MAX_BUCKETS,
-    MAX_SECOND,
-    TOP,
-    bucket_ids,
-    decompose,
-)
+from projector.buckets import LEVEL_SIZES, MAX_SECOND, TOP
+from tests.support.oracles import MAX_BUCKETS, bucket_ids, decompose
 
 RATIOS = [LEVEL_SIZES[i + 1] // LEVEL_SIZES[i] for i in range(TOP)]
 T = LEVEL_SIZES[TOP]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from redis.crc import key_slot
 
 from projector import keys
-from projector.buckets import LEVEL_SIZES, MAX_SECOND, TOP, bucket_ids, decompose
+from projector.buckets import LEVEL_SIZES, MAX_SECOND, TOP
+from tests.support.oracles import bucket_ids, decompose, locate
 
 ORGS = ["org-1", "org-bufdir-42", "A", "9.x_y:z-", "o" * 128]
 org_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
@@ -22,7 +24,7 @@ def org_keys(prefix: str, org: str) -> list[str]:
         keys.upper_key(base),
         keys.offsets_key(base),
         keys.dedup_key(base, 2_934, 3),
-        *(keys.locate(base, level, 7)[0] for level in range(TOP + 1)),
+        *(locate(base, level, 7)[0] for level in range(TOP + 1)),
     ]
 
 
@@ -54,18 +56,38 @@ def test_malformed_prefixes_are_refused(prefix: str) -> None:
         keys.check_prefix(prefix)
 
 
-def test_topic_keys_and_channel() -> None:
-    assert keys.positions_key("prc", "record-events") == "prc:pos:record-events"
-    assert keys.caught_up_key("prc", "record-events") == "prc:caught_up:record-events"
-    assert keys.changes_channel("prc") == "prc:changes"
+def test_shared_keys_and_channel_share_one_slot() -> None:
+    shared = [
+        keys.positions_key("prc", "record-events"),
+        keys.caught_up_key("prc", "record-events"),
+        keys.changes_channel("prc"),
+        keys.snapshots_key("prc"),
+        *keys.snapshot_index_keys("prc").values(),
+        *keys.snapshot_org_keys("prc", "org-1").values(),
+    ]
+    assert len(set(shared)) == len(shared)
+    assert all(name.startswith("prc:{#}:") for name in shared)
+    assert {key_slot(name.encode()) for name in shared} == {key_slot(b"#")}
     assert keys.offset_field("record-events", 3) == "record-events:3"
+
+
+@pytest.mark.parametrize("slot", [0, 1, 5460, 5461, 10922, 16383])
+def test_node_tags_land_in_their_slot(slot: int) -> None:
+    tag = keys.node_tag(slot)
+    assert "{" not in tag and "}" not in tag and tag.startswith("#")
+    assert key_slot(keys.positions_key("prc", "t", tag).encode()) == slot
+
+
+def test_snapshot_org_keys_refuse_malformed_orgs() -> None:
+    with pytest.raises(ValueError):
+        keys.snapshot_org_keys("prc", "a|b")
 
 
 @given(st.integers(0, MAX_SECOND), st.integers(0, MAX_SECOND))
 def test_distinct_buckets_have_distinct_locations(a: int, b: int) -> None:
     base = keys.org_base("prc", "org-1")
     pairs = {*bucket_ids(a), *bucket_ids(b)}
-    locations = {keys.locate(base, level, index) for level, index in pairs}
+    locations = {locate(base, level, index) for level, index in pairs}
     assert len(locations) == len(pairs)
 
 
@@ -74,7 +96,7 @@ def test_fields_stay_small_integers(second: int) -> None:
     """Small integer fields are what keeps the hashes compact (listpack int encodings)."""
     base = keys.org_base("prc", "org-1")
     for level, index in bucket_ids(second):
-        key, field = keys.locate(base, level, index)
+        key, field = locate(base, level, index)
         if level <= 2:
             assert -1_464 <= field < 86_400 and key == keys.day_key(base, second // 86_400)
         elif level == 3:
@@ -98,12 +120,12 @@ def test_a_range_reads_only_the_five_hashes_the_count_script_declares(start: int
     # lua/count.lua reads only these hashes: every bucket of the decomposition must be in one.
     base = keys.org_base("prc", "org-1")
     declared = set(keys.count_keys(base, start, end))
-    assert {keys.locate(base, *bucket)[0] for bucket in decompose(start, end)} <= declared
+    assert {locate(base, *bucket)[0] for bucket in decompose(start, end)} <= declared
 
 
 def test_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError):
-        keys.locate("prc:{o}:", TOP + 1, 0)
+        locate("prc:{o}:", TOP + 1, 0)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +137,9 @@ def test_unknown_level_is_refused() -> None:
         (keys.dedup_key(keys.org_base("p", "org-1"), 3, 2), "dedup"),
         (keys.offsets_key(keys.org_base("p", "org-1")), "offsets"),
         (keys.positions_key("p", "record-events"), "other"),
+        (keys.positions_key("p", "record-events", keys.node_tag(9)), "other"),
         (keys.caught_up_key("p", "record-events"), "other"),
+        (keys.snapshots_key("p"), "other"),
     ],
 )
 def test_kind_of_names_what_a_key_holds(key: str, kind: str) -> None:

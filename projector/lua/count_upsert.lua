@@ -1,0 +1,11 @@
+-- The POST on a single Redis, in one round trip: count the org's range, decide is_complete,
+-- upsert the snapshot.
+-- KEYS: count_range's five hashes, the caught-up hash, the eight snapshot keys.
+-- ARGV: start, end, caught-up field, org, new id, grace seconds, snapshot_at, score (ms).
+-- Returns {record_count, is_complete (0|1), then upsert's reply}.
+local s, e = ARGV[1], ARGV[2]
+local total = count_range(KEYS, tonumber(s), tonumber(e))
+local complete = complete_at(KEYS[6], ARGV[3], e, ARGV[6])
+local reply = upsert(snapshot_keys(6), ARGV[4], s, e, ARGV[5], string.format('%d', total),
+                     complete, ARGV[7], ARGV[8])
+return {total, tonumber(complete), reply[1], reply[2], reply[3]}
