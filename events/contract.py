@@ -41,7 +41,8 @@ SCHEMA_FILE = Path(__file__).resolve().with_name(JSON_SCHEMA_FILE)
 ASYNCAPI_FILE = ROOT / "docs" / "asyncapi.yaml"
 # How docs/asyncapi.yaml reaches the schema file: one file, referenced, never copied.
 SCHEMA_REF = f"../events/{JSON_SCHEMA_FILE}"
-# RFC 6838 names JSON Schema's media type; AsyncAPI 3.0 spells draft-07 the same way.
+# JSON Schema's media type with the draft as its version, as AsyncAPI 3.0 writes draft-07
+# (`application/schema+json;version=draft-07`, the only JSON Schema draft it names).
 SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
 KAFKA_BINDING = "0.5.0"
 
