@@ -1,14 +1,16 @@
-"""The event contract as documents for producers: a JSON Schema and an AsyncAPI 3 document.
+"""The event contract as documents for producers: the JSON Schema, and the command that writes it.
 
-Both are generated from the definitions the codec checks (`events/schema.py`,
-`events/codec.py`, `events/topics.py`), so neither can say what the codec does not:
+The JSON Schema (here) and the AsyncAPI document (events/asyncapi.py) are generated from the
+definitions the codec checks (`events/schema.py`, `events/codec.py`, `events/topics.py`), so
+neither can say what the codec does not:
 
     python -m events.contract           # rewrite events/record-created.schema.json and
                                         # docs/asyncapi.yaml (needs PyYAML, a dev dependency)
     python -m events.contract --check   # exit 1 when a committed file is not what this writes
 
-`tests/unit/test_contract.py` runs the check, compares the schema's verdicts with the codec's
-on generated messages, and validates the AsyncAPI document against the official schema.
+`tests/unit/test_contract.py` runs the check and compares the schema's verdicts with the
+codec's on generated messages; `tests/unit/test_asyncapi.py` validates the AsyncAPI document
+against the official AsyncAPI 3.0.0 schema.
 The JSON Schema is package data: `python -m events.validate --print-schema` prints the
 installed copy.
 """
@@ -16,14 +18,12 @@ installed copy.
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from events import topics
-from events.codec import ERROR_CODES, MAX_EVENT_BYTES, InvalidEvent, decode
+from events.codec import MAX_EVENT_BYTES
 from events.schema import (
     EVENT_TYPE,
     ID_CONTROL_CHARS,
@@ -33,7 +33,6 @@ from events.schema import (
     ORG_ID_PATTERN,
     SCHEMA_VERSION,
 )
-from events.settings import Settings
 
 SCHEMA_ID = "urn:period-record-counts:schema:record-created"
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +40,6 @@ SCHEMA_FILE = Path(__file__).resolve().with_name(JSON_SCHEMA_FILE)
 ASYNCAPI_FILE = ROOT / "docs" / "asyncapi.yaml"
 # How docs/asyncapi.yaml reaches the schema file: one file, referenced, never copied.
 SCHEMA_REF = f"../events/{JSON_SCHEMA_FILE}"
-# JSON Schema's media type with the draft as its version, as AsyncAPI 3.0 writes draft-07
-# (`application/schema+json;version=draft-07`, the only JSON Schema draft it names).
-SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
-KAFKA_BINDING = "0.5.0"
 
 EXAMPLE = {
     "schema_version": SCHEMA_VERSION,
@@ -204,232 +199,9 @@ def record_created_schema() -> dict[str, Any]:
     }
 
 
-def _package_version() -> str:
-    parser = configparser.ConfigParser()
-    parser.read(ROOT / "setup.cfg")
-    return parser["metadata"]["version"]
-
-
-def _codes_description() -> str:
-    return "The codec's error code:\n" + "\n".join(
-        f"- `{code}`: {when}" for code, when in ERROR_CODES.items()
-    )
-
-
-def _dead_letter_example(topic: str) -> dict[str, Any]:
-    """The headers the projector writes for a bad org_id, with the codec's own message."""
-    bad = dict(EXAMPLE, org_id="-org")
-    try:
-        decode(json.dumps(bad).encode(), b"-org")
-    except InvalidEvent as error:
-        code, message = error.code, error.message
-    else:
-        raise AssertionError("the codec accepted the dead-letter example")
-    return {
-        "name": code.replace("_", "-"),
-        "summary": f"A message whose org_id is {bad['org_id']!r}.",
-        "headers": {
-            topics.HEADER_ERROR_CODE: code,
-            topics.HEADER_ERROR_MESSAGE: message,
-            topics.HEADER_SOURCE_TOPIC: topic,
-            topics.HEADER_SOURCE_PARTITION: "3",
-            topics.HEADER_SOURCE_OFFSET: "1207",
-        },
-    }
-
-
-def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document: the record-events topic, its key and value, and the DLQ."""
-    topic = Settings().record_events_topic
-    dlq = topics.dlq_topic_for(topic)
-    retention = {key: int(value) for key, value in topics.TOPIC_CONFIGS.items()}
-    headers = {
-        topics.HEADER_ERROR_CODE: {
-            "type": "string",
-            "enum": list(ERROR_CODES),
-            "description": _codes_description(),
-        },
-        topics.HEADER_ERROR_MESSAGE: {
-            "type": "string",
-            "description": "What is wrong, for people (the field and the rule); may be "
-            "truncated. Not stable: match on the code.",
-        },
-        topics.HEADER_SOURCE_TOPIC: {
-            "type": "string",
-            "description": "The topic the message was read from.",
-        },
-        topics.HEADER_SOURCE_PARTITION: {
-            "type": "string",
-            "pattern": "^[0-9]+$",
-            "description": "Its partition, in decimal.",
-        },
-        topics.HEADER_SOURCE_OFFSET: {
-            "type": "string",
-            "pattern": "^[0-9]+$",
-            "description": "Its offset, in decimal: with the partition it identifies a repeat "
-            "(the dead-letter topic is at-least-once).",
-        },
-    }
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "Period Record Count Service: record events",
-            "version": _package_version(),
-            "description": (
-                "What upstream producers publish for the service to count, and what the service "
-                "publishes back when it cannot. Header values are UTF-8 text. Generated by "
-                "`python -m events.contract` from the codec's definitions; README.md, "
-                '"Publishing events", has the partitioner notes and a kcat example.\n\n'
-                "The projector's change notices to the API (Redis pub/sub) are internal and "
-                "not part of this contract: clients follow counts through the REST API's "
-                "Server-Sent Events, described in its OpenAPI document (/api/v1/openapi.json)."
-            ),
-            "license": {"name": "MIT"},
-        },
-        "defaultContentType": "application/json",
-        "servers": {
-            "local": {
-                "host": Settings().kafka_bootstrap_servers,
-                "protocol": "kafka",
-                "description": "The local stack of `make run`; elsewhere the brokers named by "
-                "KAFKA_BOOTSTRAP_SERVERS.",
-            }
-        },
-        "channels": {
-            "recordEvents": {
-                "address": topic,
-                "title": "Record events",
-                "description": (
-                    f"The event store (RECORD_EVENTS_TOPIC renames it; retention forever). "
-                    "Key: the org_id in UTF-8, so one org's events stay on one partition, in "
-                    "order; any partitioner that maps a key to one partition will do. Value: a "
-                    f"`{EVENT_TYPE}` event, UTF-8 JSON. Other `type` values may share the "
-                    "topic: the service skips them."
-                ),
-                "messages": {"recordCreated": {"$ref": "#/components/messages/recordCreated"}},
-                "bindings": {
-                    "kafka": {"topicConfiguration": retention, "bindingVersion": KAFKA_BINDING}
-                },
-            },
-            "deadLetters": {
-                "address": dlq,
-                "title": "Dead letters",
-                "description": (
-                    f"Every message of `{topic}` that the service could not decode or that "
-                    f"broke the contract (`<topic>{topics.DLQ_SUFFIX}` when the topic is "
-                    "renamed), with its original key and value and headers naming the error "
-                    "and where it came from. The projector moves on; nothing else of it is "
-                    "counted."
-                ),
-                "messages": {"deadLetter": {"$ref": "#/components/messages/deadLetter"}},
-                "bindings": {
-                    "kafka": {"topicConfiguration": retention, "bindingVersion": KAFKA_BINDING}
-                },
-            },
-        },
-        "operations": {
-            "countRecordEvents": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/recordEvents"},
-                "title": "Count record.created events",
-                "description": "The projector consumes the topic in its consumer group and "
-                "counts each distinct event by org and `occurred_at`.",
-                "bindings": {
-                    "kafka": {
-                        "groupId": {"type": "string", "default": Settings().projector_group_id},
-                        "bindingVersion": KAFKA_BINDING,
-                    }
-                },
-                "messages": [{"$ref": "#/channels/recordEvents/messages/recordCreated"}],
-            },
-            "deadLetterBadEvents": {
-                "action": "send",
-                "channel": {"$ref": "#/channels/deadLetters"},
-                "title": "Dead-letter bad events",
-                "messages": [{"$ref": "#/channels/deadLetters/messages/deadLetter"}],
-            },
-        },
-        "components": {
-            "messages": {
-                "recordCreated": {
-                    "name": EVENT_TYPE,
-                    "title": "Record created",
-                    "summary": "An organisation created a record in an upstream system.",
-                    "contentType": "application/json",
-                    "payload": {"schemaFormat": SCHEMA_FORMAT, "schema": {"$ref": SCHEMA_REF}},
-                    "bindings": {
-                        "kafka": {
-                            # Wrapped: a bare {$ref} matches both branches of the key's
-                            # oneOf in the official schema (asyncapi/spec-json-schemas#466).
-                            "key": {
-                                "description": "The org_id in UTF-8: the same text as the "
-                                "value's org_id.",
-                                "allOf": [{"$ref": f"{SCHEMA_REF}#/properties/org_id"}],
-                            },
-                            "bindingVersion": KAFKA_BINDING,
-                        }
-                    },
-                    "examples": [
-                        {
-                            "name": "contract-example",
-                            "summary": f"Published with the key {EXAMPLE['org_id']}.",
-                            "payload": EXAMPLE,
-                        }
-                    ],
-                },
-                "deadLetter": {
-                    "name": "dead-letter",
-                    "title": "Dead-lettered message",
-                    "summary": "The original message, unchanged, with the reason in headers.",
-                    "contentType": "application/octet-stream",
-                    "headers": {
-                        "type": "object",
-                        "required": list(headers),
-                        "properties": headers,
-                    },
-                    "payload": {
-                        "description": "The original value, byte for byte: maybe not JSON, "
-                        "maybe not UTF-8, absent for a tombstone (`value_missing`)."
-                    },
-                    "bindings": {
-                        "kafka": {
-                            "key": {"description": "The original key, byte for byte."},
-                            "bindingVersion": KAFKA_BINDING,
-                        }
-                    },
-                    "examples": [_dead_letter_example(topic)],
-                },
-            }
-        },
-    }
-
-
 def render_schema() -> str:
     """The JSON Schema file's text."""
     return json.dumps(record_created_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def render_asyncapi() -> str:
-    """The AsyncAPI document's text (YAML; descriptions with newlines as block scalars)."""
-    import yaml  # a dev dependency: only writing or checking the document needs it
-
-    class Dumper(yaml.SafeDumper):
-        def ignore_aliases(self, data: Any) -> bool:
-            return True  # write shared parts out in full: no &id001 anchors for readers
-
-    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-        style = "|" if "\n" in value else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    Dumper.add_representer(str, text)
-    body = yaml.dump(
-        asyncapi_document(), Dumper=Dumper, sort_keys=False, width=96, allow_unicode=True
-    )
-    return (
-        "# Generated by `python -m events.contract` from events/schema.py, events/codec.py and\n"
-        "# events/topics.py: change those and regenerate; tests fail while this file differs.\n"
-        + body
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m events.contract", description=__doc__)
     parser.add_argument("--check", action="store_true", help="compare, do not write")
     args = parser.parse_args(argv)
+    # Imported here: the AsyncAPI document builds on this module (its example, the schema ref).
+    from events.asyncapi import render_asyncapi
+
     stale = []
     for path, text in ((SCHEMA_FILE, render_schema()), (ASYNCAPI_FILE, render_asyncapi())):
         current = path.read_text(encoding="utf-8") if path.exists() else None
