@@ -1,20 +1,10 @@
 """Kafka message bytes <-> `RecordCreated`, with precise, stable error codes for the DLQ.
 
-`decode` checks, in this order, and raises `InvalidEvent` with the first failure's code:
-
-| code | when |
-| --- | --- |
-| `value_missing` | the message has no value (a tombstone) |
-| `value_too_large` | the value is over MAX_EVENT_BYTES (checked before parsing) |
-| `not_utf8` | the value is not UTF-8 |
-| `not_json` | the value is not JSON (NaN/Infinity included) |
-| `duplicate_field` | an object names the same field twice (parsers disagree on which wins) |
-| `not_object` | the JSON is not an object |
-| `missing_field` | `type`, or (for `record.created`) a contract field is absent |
-| `wrong_type` | a field has the wrong JSON type (`null` included) |
-| `bad_schema_version` | `schema_version` is not 1 |
-| `bad_event_id`, `bad_org_id`, `bad_record_id`, `bad_occurred_at` | a value breaks its rule |
-| `key_mismatch` | a key was given and is not the org_id in UTF-8 |
+`decode` runs its checks in the order of `ERROR_CODES` (per field: missing, then type, then
+value) and raises `InvalidEvent` with the first failure's code, which the projector puts in
+the `dlq.error.code` header. `ERROR_CODES` is the one list of them: the AsyncAPI document
+(events/contract.py) and `python -m events.validate --codes` print it, and
+tests/unit/test_codec.py provokes every code in it.
 
 A well-formed object whose string `type` is not `record.created` decodes to `SkippedEvent`.
 Fields the contract does not name are ignored, so producers can add fields without breaking
@@ -56,6 +46,7 @@ from events.schema import (
 )
 
 __all__ = [
+    "ERROR_CODES",
     "MAX_EVENT_BYTES",
     "EventError",
     "InvalidEvent",
@@ -66,6 +57,24 @@ __all__ = [
 ]
 
 MAX_EVENT_BYTES = 16384
+
+# Every code `decode` raises, and when, in the order the checks run.
+ERROR_CODES: dict[str, str] = {
+    "value_missing": "the message has no value (a tombstone)",
+    "value_too_large": f"the value is over {MAX_EVENT_BYTES} bytes (checked before parsing)",
+    "not_utf8": "the value is not UTF-8",
+    "not_json": "the value is not JSON (NaN and Infinity included)",
+    "duplicate_field": "an object, nested ones included, names the same field twice",
+    "not_object": "the JSON value is not an object",
+    "missing_field": "`type` is absent, or, for record.created, a field of the contract",
+    "wrong_type": "a field has the wrong JSON type (null included; schema_version 1.0 too)",
+    "bad_schema_version": f"schema_version is not {SCHEMA_VERSION}",
+    "bad_event_id": "event_id is empty, too long, or holds a control character or lone surrogate",
+    "bad_org_id": "org_id breaks its pattern",
+    "bad_record_id": "record_id is empty, too long, or holds a control character or lone surrogate",
+    "bad_occurred_at": "occurred_at is not RFC 3339 with an offset, or is outside 1970..9999",
+    "key_mismatch": "a key was given and is not the org_id in UTF-8",
+}
 
 
 @dataclass(frozen=True)

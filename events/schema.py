@@ -22,10 +22,23 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property
 
+# The definitions below are the contract: the codec checks them and events/contract.py writes
+# the JSON Schema (events/record-created.schema.json) from them. Character classes are kept as
+# regex source that Python's `re` and ECMA-262 (JSON Schema's dialect) read alike.
 EVENT_TYPE = "record.created"
 SCHEMA_VERSION = 1
-ORG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_ID_LENGTH = 128
+ORG_ID_FIRST_CHARS = "A-Za-z0-9"
+ORG_ID_CHARS = "A-Za-z0-9._:-"
+ORG_ID_PATTERN = f"^[{ORG_ID_FIRST_CHARS}][{ORG_ID_CHARS}]{{0,{MAX_ID_LENGTH - 1}}}$"
+# What event_id and record_id may not contain: C0 controls, DEL and C1 controls...
+ID_CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f"
+# ...nor a lone surrogate, which only a parser that lets one through (Python's json does)
+# can deliver. The JSON Schema leaves this part out: not every regex dialect can write it.
+ID_SURROGATE_CHARS = r"\ud800-\udfff"
+# The JSON Schema of the message value, written from these definitions by events/contract.py
+# beside this module and shipped as package data.
+JSON_SCHEMA_FILE = "record-created.schema.json"
 MIN_EPOCH = 0
 MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -34,7 +47,7 @@ _SECOND = timedelta(seconds=1)
 _UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # Public for the codec's fast path, which must accept exactly what the checks below accept.
 ORG_ID_OK = re.compile(ORG_ID_PATTERN).fullmatch
-ID_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]").search
+ID_FORBIDDEN = re.compile(f"[{ID_CONTROL_CHARS}{ID_SURROGATE_CHARS}]").search
 # Every part is ASCII ([0-9], not \d, which also matches other scripts' digits); the offset is
 # optional here only so that a naive timestamp gets its own message.
 _RFC3339 = re.compile(

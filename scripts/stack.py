@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.asyncapi_spec import schema_path as asyncapi_schema_path
 from scripts.kafka_broker import KafkaBroker, kafka_libs
 from scripts.servers import HOST, RedisServer, Server, StackError, apt_install, log, port_open
 
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "test-deps":
         # The browser test drives Debian's Chromium (no browser download is possible here).
         apt_install("chromium", "chromium")
+        # The AsyncAPI document's test validates it against the official AsyncAPI schema.
+        log(f"AsyncAPI 3.0.0 schema: {asyncapi_schema_path('3.0.0')}")
     elif args.command == "status":
         for name, pid in status().items():
             print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")

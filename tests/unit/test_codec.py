@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.codec import (
+    ERROR_CODES,
     MAX_EVENT_BYTES,
     InvalidEvent,
     SkippedEvent,
@@ -80,63 +81,68 @@ def test_value_at_the_size_limit_is_decoded() -> None:
     assert decode(raw) == EXAMPLE_EVENT
 
 
-@pytest.mark.parametrize(
-    ("raw", "key", "code", "field"),
-    [
-        (None, KEY, "value_missing", None),
-        (b" " * (MAX_EVENT_BYTES + 1), KEY, "value_too_large", None),
-        (b"{" + b"x" * MAX_EVENT_BYTES, KEY, "value_too_large", None),
-        (b"\xff", KEY, "not_utf8", None),
-        (b'{"type":"\xed\xa0\x80"}', KEY, "not_utf8", None),  # an encoded surrogate
-        (b"", KEY, "not_json", None),
-        (b"{", KEY, "not_json", None),
-        (b"{'type': 'record.created'}", KEY, "not_json", None),
-        (b'{"a": NaN}', KEY, "not_json", None),
-        (b'{"a": -Infinity}', KEY, "not_json", None),
-        (b"\xef\xbb\xbf" + value(), KEY, "not_json", None),  # UTF-8 BOM
-        (b"[" * 16000, KEY, "not_json", None),
-        (value() + b"x", KEY, "not_json", None),
-        (b'{"type":"a","type":"record.created"}', KEY, "duplicate_field", "type"),
-        (value()[:-1] + b',"org_id":"other"}', KEY, "duplicate_field", "org_id"),
-        (b"[]", KEY, "not_object", None),
-        (b'"record.created"', KEY, "not_object", None),
-        (b"1", KEY, "not_object", None),
-        (b"null", KEY, "not_object", None),
-        (value(type=_DROP), KEY, "missing_field", "type"),
-        (value(type=None), KEY, "wrong_type", "type"),
-        (value(type=["record.created"]), KEY, "wrong_type", "type"),
-        (value(schema_version=_DROP), KEY, "missing_field", "schema_version"),
-        (value(schema_version="1"), KEY, "wrong_type", "schema_version"),
-        (value(schema_version=1.0), KEY, "wrong_type", "schema_version"),
-        (value(schema_version=True), KEY, "wrong_type", "schema_version"),
-        (value(schema_version=2), KEY, "bad_schema_version", "schema_version"),
-        (value(schema_version=0), KEY, "bad_schema_version", "schema_version"),
-        (value(event_id=_DROP), KEY, "missing_field", "event_id"),
-        (value(event_id=5), KEY, "wrong_type", "event_id"),
-        (value(event_id=""), KEY, "bad_event_id", "event_id"),
-        (value(event_id="e" * 129), KEY, "bad_event_id", "event_id"),
-        (value(event_id="e\u0000"), KEY, "bad_event_id", "event_id"),
-        (value(event_id="e\ud800"), KEY, "bad_event_id", "event_id"),
-        (value(org_id=_DROP), KEY, "missing_field", "org_id"),
-        (value(org_id=None), KEY, "wrong_type", "org_id"),
-        (value(org_id="-org"), b"-org", "bad_org_id", "org_id"),
-        (value(org_id="org 42"), b"org 42", "bad_org_id", "org_id"),
-        (value(org_id="o" * 129), None, "bad_org_id", "org_id"),
-        (value(record_id=_DROP), KEY, "missing_field", "record_id"),
-        (value(record_id=[]), KEY, "wrong_type", "record_id"),
-        (value(record_id=""), KEY, "bad_record_id", "record_id"),
-        (value(record_id="r\x1b[31m"), KEY, "bad_record_id", "record_id"),
-        (value(occurred_at=_DROP), KEY, "missing_field", "occurred_at"),
-        (value(occurred_at=1774521852), KEY, "wrong_type", "occurred_at"),
-        (value(occurred_at="2026-03-26T10:44:12.345"), KEY, "bad_occurred_at", "occurred_at"),
-        (value(occurred_at="2026-03-26T10:44:60Z"), KEY, "bad_occurred_at", "occurred_at"),
-        (value(occurred_at="1969-12-31T23:59:59Z"), KEY, "bad_occurred_at", "occurred_at"),
-        (value(occurred_at="26 Mar 2026 10:44:12 GMT"), KEY, "bad_occurred_at", "occurred_at"),
-        (value(), b"org-bufdir-43", "key_mismatch", None),
-        (value(), b"", "key_mismatch", None),
-        (value(), b"\xff", "key_mismatch", None),
-    ],
-)
+# Every way a message fails, with the code and field the codec must name.
+FAILURES = [
+    (None, KEY, "value_missing", None),
+    (b" " * (MAX_EVENT_BYTES + 1), KEY, "value_too_large", None),
+    (b"{" + b"x" * MAX_EVENT_BYTES, KEY, "value_too_large", None),
+    (b"\xff", KEY, "not_utf8", None),
+    (b'{"type":"\xed\xa0\x80"}', KEY, "not_utf8", None),  # an encoded surrogate
+    (b"", KEY, "not_json", None),
+    (b"{", KEY, "not_json", None),
+    (b"{'type': 'record.created'}", KEY, "not_json", None),
+    (b'{"a": NaN}', KEY, "not_json", None),
+    (b'{"a": -Infinity}', KEY, "not_json", None),
+    (b"\xef\xbb\xbf" + value(), KEY, "not_json", None),  # UTF-8 BOM
+    (b"[" * 16000, KEY, "not_json", None),
+    (value() + b"x", KEY, "not_json", None),
+    (b'{"type":"a","type":"record.created"}', KEY, "duplicate_field", "type"),
+    (value()[:-1] + b',"org_id":"other"}', KEY, "duplicate_field", "org_id"),
+    (b"[]", KEY, "not_object", None),
+    (b'"record.created"', KEY, "not_object", None),
+    (b"1", KEY, "not_object", None),
+    (b"null", KEY, "not_object", None),
+    (value(type=_DROP), KEY, "missing_field", "type"),
+    (value(type=None), KEY, "wrong_type", "type"),
+    (value(type=["record.created"]), KEY, "wrong_type", "type"),
+    (value(schema_version=_DROP), KEY, "missing_field", "schema_version"),
+    (value(schema_version="1"), KEY, "wrong_type", "schema_version"),
+    (value(schema_version=1.0), KEY, "wrong_type", "schema_version"),
+    (value(schema_version=True), KEY, "wrong_type", "schema_version"),
+    (value(schema_version=2), KEY, "bad_schema_version", "schema_version"),
+    (value(schema_version=0), KEY, "bad_schema_version", "schema_version"),
+    (value(event_id=_DROP), KEY, "missing_field", "event_id"),
+    (value(event_id=5), KEY, "wrong_type", "event_id"),
+    (value(event_id=""), KEY, "bad_event_id", "event_id"),
+    (value(event_id="e" * 129), KEY, "bad_event_id", "event_id"),
+    (value(event_id="e\u0000"), KEY, "bad_event_id", "event_id"),
+    (value(event_id="e\ud800"), KEY, "bad_event_id", "event_id"),
+    (value(org_id=_DROP), KEY, "missing_field", "org_id"),
+    (value(org_id=None), KEY, "wrong_type", "org_id"),
+    (value(org_id="-org"), b"-org", "bad_org_id", "org_id"),
+    (value(org_id="org 42"), b"org 42", "bad_org_id", "org_id"),
+    (value(org_id="o" * 129), None, "bad_org_id", "org_id"),
+    (value(record_id=_DROP), KEY, "missing_field", "record_id"),
+    (value(record_id=[]), KEY, "wrong_type", "record_id"),
+    (value(record_id=""), KEY, "bad_record_id", "record_id"),
+    (value(record_id="r\x1b[31m"), KEY, "bad_record_id", "record_id"),
+    (value(occurred_at=_DROP), KEY, "missing_field", "occurred_at"),
+    (value(occurred_at=1774521852), KEY, "wrong_type", "occurred_at"),
+    (value(occurred_at="2026-03-26T10:44:12.345"), KEY, "bad_occurred_at", "occurred_at"),
+    (value(occurred_at="2026-03-26T10:44:60Z"), KEY, "bad_occurred_at", "occurred_at"),
+    (value(occurred_at="1969-12-31T23:59:59Z"), KEY, "bad_occurred_at", "occurred_at"),
+    (value(occurred_at="26 Mar 2026 10:44:12 GMT"), KEY, "bad_occurred_at", "occurred_at"),
+    (value(), b"org-bufdir-43", "key_mismatch", None),
+    (value(), b"", "key_mismatch", None),
+    (value(), b"\xff", "key_mismatch", None),
+]
+
+
+def test_error_codes_lists_exactly_the_codes_the_codec_raises() -> None:
+    assert {code for _, _, code, _ in FAILURES} == set(ERROR_CODES)
+
+
+@pytest.mark.parametrize(("raw", "key", "code", "field"), FAILURES)
 def test_every_failure_has_a_precise_code(
     raw: bytes | None, key: bytes | None, code: str, field: str | None
 ) -> None:
