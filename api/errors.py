@@ -8,20 +8,15 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-import redis
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from api.service import RangeConflict, ServiceError, SnapshotNotFound
+from events.redis_client import UNAVAILABLE
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
-# Redis is down, restarting, or read-only after a failover: all pass by themselves.
-REDIS_UNAVAILABLE = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ReadOnlyError,
-)
+REDIS_UNAVAILABLE = UNAVAILABLE  # Redis down, restarting, failing over: 503 + Retry-After
 _SERVICE_STATUS: dict[type[ServiceError], int] = {SnapshotNotFound: 404, RangeConflict: 409}
 # webargs location -> (what the detail calls it, the field name of errors about the whole of it)
 _LOCATIONS = {"json": ("request body", "body"), "query": ("query string", "query")}

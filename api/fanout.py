@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Protocol
 import redis
 from prometheus_client import Gauge
 
+from events.redis_client import UNAVAILABLE
 from projector.store import StoreError, decode_change
 
 OPEN_STREAMS = Gauge(
@@ -32,7 +33,7 @@ SUBSCRIBE_WAIT_SECONDS = 2.0  # how long a new stream waits for the subscription
 POLL_SECONDS = 1.0
 PING_SECONDS = 5.0  # with no traffic for this long, PING the server ...
 DEAD_SECONDS = 15.0  # ... and with none for this long, call the connection dead
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+REDIS_DOWN = UNAVAILABLE
 
 log = logging.getLogger(__name__)
 _HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()

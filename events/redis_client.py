@@ -19,6 +19,17 @@ from events.settings import Settings
 
 # Either kind of client; both speak the same commands for what the service does.
 Client = redis.Redis | RedisCluster
+# Errors that pass by themselves: Redis down or restarting, read-only after a failover, a
+# cluster slot without a live primary until its node restarts or a replica takes over. The
+# projector retries on them; the API answers 503 with Retry-After.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterError,  # ClusterDownError, and redis-py's "TTL exhausted"
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
 
 
 def connect(

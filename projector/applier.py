@@ -13,8 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import NamedTuple
 
-import redis
-
+from events.redis_client import UNAVAILABLE
 from projector import metrics
 from projector.store import (
     ApplyResult,
@@ -82,7 +81,7 @@ class Applier:
                 break
             except PositionsDiverged as diverged:
                 return diverged
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except UNAVAILABLE as error:
                 metrics.APPLY_RETRIES.inc()
                 if self.stop.is_set():
                     # Nothing of this batch is acknowledged anywhere: a restart re-reads it.

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import redis
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from events.redis_client import UNAVAILABLE
 from projector import metrics
 from projector.partitions import PartitionTracker
 from projector.store import CounterStore, Increment
@@ -29,7 +29,7 @@ def with_redis(call: Callable[[], Any]) -> Any:
     """Run a best-effort Redis call; None when Redis is unreachable."""
     try:
         return call()
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except UNAVAILABLE as error:
         log.warning("redis unreachable", extra={"error": str(error)})
         return None
 

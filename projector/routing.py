@@ -11,6 +11,7 @@ failover) refreshes the slot map and sends the batch again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +20,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError
 
+from events.redis_client import UNAVAILABLE
 from projector.scripts import ALL
 
 Command = tuple[Any, ...]
@@ -61,8 +63,10 @@ def execute(client: Any, commands: Sequence[Command]) -> list[Any]:
             client.nodes_manager.initialize()  # the slots moved: route again
             if attempt == ATTEMPTS - 1:
                 raise
-        except (redis.ConnectionError, redis.TimeoutError):
-            client.nodes_manager.initialize()  # a failover may have named a new primary
+        except UNAVAILABLE:
+            # A failover may have named a new primary: learn the map for the next attempt.
+            with contextlib.suppress(Exception):
+                client.nodes_manager.initialize()
             raise
     raise AssertionError("unreachable")
 
