@@ -8,6 +8,7 @@ import random
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from api.snapshots import SnapshotStore
 from projector.buckets import MAX_SECOND
@@ -101,3 +102,26 @@ def test_refresh_keeps_one_snapshot_and_an_older_refresh_changes_nothing(
     assert not created and older == later
     page = snapshots.page(0, 10, "org-3", None)
     assert page.total == 1 and page.items == [later]
+
+
+def test_a_post_is_one_round_trip_on_a_single_redis_and_two_on_a_cluster(
+    counters: CounterStore,
+    snapshots: SnapshotStore,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counters.apply([Increment("org-4", "a", NOW, 0, 0, NOW)], {0: 1})
+    count_and_upsert(counters, snapshots, "org-4", 0, 1, NOW)  # the scripts are loaded now
+    sends = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: redis.connection.AbstractConnection, *args: object, **kw: object) -> None:
+        sends.append(1)
+        original(self, *args, **kw)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    for start, end in [(NOW, NOW), (0, MAX_SECOND), (NOW - 86_400, NOW + 3_601)]:
+        sends.clear()
+        snapshot, _ = count_and_upsert(counters, snapshots, "org-4", start, end, NOW + 1)
+        assert snapshot.record_count == 1
+        assert len(sends) == (2 if isinstance(redis_client, RedisCluster) else 1)
