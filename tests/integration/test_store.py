@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from redis.cluster import RedisCluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.cluster import RedisCluster
 
 from projector import keys
 from projector.buckets import MAX_SECOND
