@@ -9,12 +9,18 @@ from typing import Any
 import flask_smorest
 from flask import Flask, Request, Response
 from flask_smorest.utils import prepare_response
-from marshmallow import Schema
+from marshmallow import Schema, fields
 from webargs.flaskparser import FlaskParser, abort
 
 from api import errors
 from api.middleware import read_body
-from api.schemas import Instant, ProblemSchema, SnapshotIdConverter, snapshot_id_param_schema
+from api.schemas import (
+    EmptyMeansAbsentSchema,
+    Instant,
+    ProblemSchema,
+    SnapshotIdConverter,
+    snapshot_id_param_schema,
+)
 
 BEARER = "bearerAuth"
 # Documents "no token needed unless API_TOKEN is set" in OpenAPI terms: bearer, or nothing.
@@ -28,6 +34,16 @@ _HEADERS = {
     },
     503: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
 }
+
+
+def field_json_schema(converter: Any, field: fields.Field, **kwargs: Any) -> dict[str, Any]:
+    """apispec attribute function: the JSON Schema keywords a field class states (`JSON_SCHEMA`)."""
+    return dict(getattr(field, "JSON_SCHEMA", {}))
+
+
+def allow_empty_value(converter: Any, field: fields.Field, **kwargs: Any) -> dict[str, Any]:
+    """apispec parameter function: `allowEmptyValue` where the query schema reads "" as absent."""
+    return {"allowEmptyValue": True} if isinstance(field.parent, EmptyMeansAbsentSchema) else {}
 
 
 def _reject_constant(name: str) -> Any:
@@ -79,6 +95,8 @@ class Api(flask_smorest.Api):
         super().init_app(app, spec_kwargs=spec_kwargs)
         self.register_converter(SnapshotIdConverter, snapshot_id_param_schema)
         self.register_field(Instant, "string", "date-time")
+        self.ma_plugin.converter.add_attribute_function(field_json_schema)
+        self.ma_plugin.converter.add_parameter_attribute_function(allow_empty_value)
         self.spec.components.security_scheme(
             BEARER,
             {"type": "http", "scheme": "bearer", "description": "Needed when API_TOKEN is set."},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import (
     RAISE,
@@ -17,31 +17,46 @@ from marshmallow import (
 )
 from werkzeug.routing import BaseConverter
 
-from events.schema import ORG_ID_PATTERN, format_utc, parse_instant
+from api.bounds import BOUND_PATTERN, BOUND_RULE, UTC_SECOND_PATTERN, parse_bound
+from events.schema import MAX_ID_LENGTH, ORG_ID_PATTERN, format_utc
 
 SNAPSHOT_ID_PATTERN = r"count-snapshot-[0-9a-f]{32}"
 MAX_PAGE = 2**31 - 1
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
-_FIVE_DIGIT_YEAR = re.compile(r"[0-9]{5,}-").match
 ORG_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit"
+_QUERY_INTEGER = re.compile(r"-?[0-9]+").fullmatch
 
 
 class Instant(fields.Field):
-    """An RFC 3339 date-time with offset in, whole UTC epoch seconds inside, `…Z` out."""
+    """A range bound (api/bounds.py) in, whole UTC epoch seconds inside, `…Z` out."""
+
+    # Stated in the OpenAPI document beside `format: date-time` (api/openapi.py).
+    JSON_SCHEMA: ClassVar[dict[str, Any]] = {"pattern": BOUND_PATTERN}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        name = self.name or "timestamp"
         try:
-            return parse_instant(value, name)[1]
+            return parse_bound(value, self.name or "timestamp")
         except ValueError as exc:
-            if isinstance(value, str) and _FIVE_DIGIT_YEAR(value):
-                # RFC 3339 has no such year; say which limit it breaks, as SPEC asks.
-                raise ValidationError(f"{name} is after 9999-12-31T23:59:59Z") from exc
             raise ValidationError(str(exc)) from exc
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else format_utc(value)
+
+
+class UtcInstant(Instant):
+    """An instant of a response: always UTC with `Z`, at whole seconds."""
+
+    JSON_SCHEMA: ClassVar[dict[str, Any]] = {"pattern": UTC_SECOND_PATTERN}
+
+
+class QueryInteger(fields.Integer):
+    """An integer in a query string, in ASCII digits (`int()` also takes `+1`, ` 1`, `1_0`)."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, str) and _QUERY_INTEGER(value) is None:
+            raise self.make_error("invalid")
+        return super()._validated(value)
 
 
 class FullMatch(validate.Regexp):
@@ -53,11 +68,14 @@ class FullMatch(validate.Regexp):
         return value
 
 
-def org_id_field(pattern: str = ORG_ID_PATTERN, note: str = "", **kwargs: Any) -> fields.String:
+def org_id_field(note: str = "", **kwargs: Any) -> fields.String:
     """An org id: the event contract's pattern, documented and enforced."""
     return fields.String(
-        validate=FullMatch(pattern, error=f"org_id must be {ORG_ID_RULE}."),
+        validate=FullMatch(ORG_ID_PATTERN, error=f"org_id must be {ORG_ID_RULE}."),
         metadata={
+            # The pattern says it too; spelled out for generators that read lengths only.
+            "minLength": 1,
+            "maxLength": MAX_ID_LENGTH,
             "example": "org-bufdir-42",
             "description": f"Organisation id: {ORG_ID_RULE}.{note}",
         },
@@ -88,21 +106,18 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
-BOUND = (
-    "RFC 3339 with an offset, within 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z, truncated to "
-    "the whole second; inclusive."
-)
-
-
 class RangeSchema(StrictSchema):
     """An inclusive time range; bounds are truncated to the whole UTC second."""
 
     start = Instant(
-        required=True, metadata={"example": "2026-01-01T00:00:00Z", "description": BOUND}
+        required=True, metadata={"example": "2026-01-01T00:00:00Z", "description": BOUND_RULE}
     )
     end = Instant(
         required=True,
-        metadata={"example": "2026-03-31T23:59:59Z", "description": BOUND + " Not before start."},
+        metadata={
+            "example": "2026-03-31T23:59:59Z",
+            "description": BOUND_RULE + " Not before start.",
+        },
     )
 
     @validates_schema
@@ -124,37 +139,44 @@ class UpdateRequestSchema(StrictSchema):
     range = fields.Nested(RangeSchema, required=True)
 
 
-class ListQuerySchema(Schema):
-    """Query of `GET /`; empty values mean "not given", as in `?org_id=&is_complete=`."""
+class EmptyMeansAbsentSchema(Schema):
+    """A query schema where an empty value means "not given", as in `?org_id=&is_complete=`.
 
-    page = fields.Integer(
-        load_default=1, validate=validate.Range(min=1, max=MAX_PAGE), metadata={"example": 1}
-    )
-    limit = fields.Integer(
-        load_default=DEFAULT_LIMIT,
-        validate=validate.Range(min=1, max=MAX_LIMIT),
-        metadata={"example": DEFAULT_LIMIT},
-    )
-    # Empty is documented as allowed: `?org_id=` is the contract's "no filter".
-    org_id = org_id_field(
-        pattern=r"^(?:|" + ORG_ID_PATTERN[1:-1] + r")$", note=" Empty or absent: every org."
-    )
-    is_complete = fields.Boolean(
-        truthy={"true", "1"},
-        falsy={"false", "0"},
-        metadata={"description": "Only snapshots with this stored is_complete; empty: both."},
-    )
+    The OpenAPI document says so with `allowEmptyValue` on each of its parameters (api/openapi.py).
+    """
 
     @pre_load
     def _drop_empty(self, data: Any, **kwargs: Any) -> dict[str, Any]:
         return {name: data[name] for name in self.fields if name in data and data[name] != ""}
 
 
+class ListQuerySchema(EmptyMeansAbsentSchema):
+    """Query of `GET /`."""
+
+    page = QueryInteger(
+        load_default=1, validate=validate.Range(min=1, max=MAX_PAGE), metadata={"example": 1}
+    )
+    limit = QueryInteger(
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"example": DEFAULT_LIMIT},
+    )
+    org_id = org_id_field(note=" Empty or absent: every org.")
+    is_complete = fields.Boolean(
+        truthy={"true", "1"},
+        falsy={"false", "0"},
+        metadata={
+            "description": "Only snapshots with this stored is_complete (true/false, or 1/0); "
+            "empty or absent: both."
+        },
+    )
+
+
 class RangeOutSchema(Schema):
     """The counted range, in UTC."""
 
-    start = Instant(required=True, metadata={"example": "2026-01-01T00:00:00Z"})
-    end = Instant(required=True, metadata={"example": "2026-03-31T23:59:59Z"})
+    start = UtcInstant(required=True, metadata={"example": "2026-01-01T00:00:00Z"})
+    end = UtcInstant(required=True, metadata={"example": "2026-03-31T23:59:59Z"})
 
 
 class ResponseSchema(Schema):
@@ -172,7 +194,7 @@ class CountResultSchema(ResponseSchema):
     range = fields.Nested(RangeOutSchema, required=True)
     record_count = fields.Integer(required=True, metadata={"minimum": 0, "example": 312})
     is_complete = fields.Boolean(required=True)
-    computed_at = Instant(required=True, metadata={"example": "2026-03-26T10:45:00Z"})
+    computed_at = UtcInstant(required=True, metadata={"example": "2026-03-26T10:45:00Z"})
 
     @pre_dump
     def _from_snapshot(self, snapshot: Any, **kwargs: Any) -> dict[str, Any]:
@@ -204,11 +226,11 @@ class SnapshotSchema(ResponseSchema):
 
     id = fields.String(required=True, metadata={"example": "count-snapshot-" + "0" * 32})
     org_id = fields.String(required=True, metadata={"example": "org-bufdir-42"})
-    range_start = Instant(required=True, metadata={"example": "2026-01-01T00:00:00Z"})
-    range_end = Instant(required=True, metadata={"example": "2026-03-31T23:59:59Z"})
+    range_start = UtcInstant(required=True, metadata={"example": "2026-01-01T00:00:00Z"})
+    range_end = UtcInstant(required=True, metadata={"example": "2026-03-31T23:59:59Z"})
     record_count = fields.Integer(required=True, metadata={"minimum": 0, "example": 312})
     is_complete = fields.Boolean(required=True)
-    snapshot_at = Instant(required=True, metadata={"example": "2026-03-26T08:00:00Z"})
+    snapshot_at = UtcInstant(required=True, metadata={"example": "2026-03-26T08:00:00Z"})
 
 
 class PaginationSchema(ResponseSchema):
@@ -257,7 +279,7 @@ class ReadySchema(ResponseSchema):
     """Redis answers; how far the projection has got."""
 
     status = fields.String(required=True, metadata={"enum": ["ready"]})
-    caught_up_at = Instant(
+    caught_up_at = UtcInstant(
         required=True,
         allow_none=True,
         metadata={"description": "Every event in the topic at this instant is counted."},

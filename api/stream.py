@@ -23,6 +23,7 @@ from flask.views import MethodView
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 from api import errors
+from api.bounds import BOUND_RULE
 from api.fanout import (
     REDIS_DOWN,
     EventIds,
@@ -34,7 +35,7 @@ from api.fanout import (
 )
 from api.middleware import BASE_PATH
 from api.openapi import Api, Blueprint
-from api.schemas import Instant, org_id_field
+from api.schemas import SNAPSHOT_ID_PATTERN, Instant, org_id_field
 from api.service import EXTENSION as COMPONENTS
 from api.service import Components, current_components
 from events.redis_client import connect
@@ -76,10 +77,15 @@ class StreamQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE  # as for the list: browsers and proxies add parameters of their own
 
-    id = fields.String(metadata={"description": "Follow this snapshot's org and range."})
+    id = fields.String(
+        metadata={
+            "description": "Follow this snapshot's org and range.",
+            "pattern": f"^{SNAPSHOT_ID_PATTERN}$",
+        }
+    )
     org_id = org_id_field()
-    start = Instant(metadata={"example": "2026-01-01T00:00:00Z"})
-    end = Instant(metadata={"example": "2026-03-31T23:59:59Z"})
+    start = Instant(metadata={"example": "2026-01-01T00:00:00Z", "description": BOUND_RULE})
+    end = Instant(metadata={"example": "2026-03-31T23:59:59Z", "description": BOUND_RULE})
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -28,6 +28,16 @@ blp = Blueprint(
     description="Exact record counts per org and time range, and snapshots of them.",
 )
 LOCATION = {"Location": {"description": "The snapshot's URL.", "schema": {"type": "string"}}}
+ITEM_OPERATIONS = ("getCountSnapshot", "refreshCountSnapshot", "deleteCountSnapshot")
+
+
+def snapshot_links(*statuses: int) -> dict[str, Any]:
+    """OpenAPI links from these responses (their body's `id`) to the operations on the snapshot."""
+    links = {
+        operation: {"operationId": operation, "parameters": {"snapshot_id": "$response.body#/id"}}
+        for operation in ITEM_OPERATIONS
+    }
+    return {status: {"links": links} for status in statuses}
 
 
 @blp.route("")
@@ -56,7 +66,9 @@ class Collection(MethodView):
         200, schema=CountResultSchema(), description="Counted; snapshot refreshed.", success=True
     )
     @blp.errors(400, 401, 413, 415, 503)
-    @blp.doc(operationId="countRecords", security=OPTIONAL_BEARER)
+    @blp.doc(
+        operationId="countRecords", security=OPTIONAL_BEARER, responses=snapshot_links(201, 200)
+    )
     def post(self, body: dict[str, Any]) -> Any:
         """Count an org's records over a range now; 400/401/413/415/422, 503 without Redis."""
         window = body["range"]
@@ -76,7 +88,7 @@ class SnapshotItem(MethodView):
 
     @blp.response(200, SnapshotSchema())
     @blp.errors(404, 503)
-    @blp.doc(operationId="getCountSnapshot")
+    @blp.doc(operationId="getCountSnapshot", responses=snapshot_links(200))
     def get(self, snapshot_id: str) -> Any:
         """The snapshot; 404 unknown id, 503 without Redis."""
         return current_service().get(snapshot_id)
@@ -84,7 +96,9 @@ class SnapshotItem(MethodView):
     @blp.arguments(UpdateRequestSchema())
     @blp.response(200, SnapshotSchema())
     @blp.errors(400, 401, 404, 409, 413, 415, 503)
-    @blp.doc(operationId="refreshCountSnapshot", security=OPTIONAL_BEARER)
+    @blp.doc(
+        operationId="refreshCountSnapshot", security=OPTIONAL_BEARER, responses=snapshot_links(200)
+    )
     def put(self, body: dict[str, Any], snapshot_id: str) -> Any:
         """Recount the snapshot's org over a new range; 404, 409 range taken, 422, 503."""
         window = body["range"]

@@ -38,7 +38,8 @@ def body(start: Any = "2026-01-01T00:00:00Z", end: Any = "2026-01-01T00:00:00Z",
         ("2026-01-01T00:00:00.9999999999Z", JAN_1_2026),
         ("1970-01-01T00:00:00Z", 0),
         ("9999-12-31T23:59:59.999Z", MAX_EPOCH),
-        ("1970-01-01T01:00:00+01:00", 0),
+        ("1970-01-01T00:00:00-01:00", 3600),
+        ("9999-12-31T23:59:59+01:00", MAX_EPOCH - 3600),
     ],
 )
 def test_bounds_parse_to_whole_utc_seconds(text: str, epoch: int) -> None:
@@ -60,6 +61,9 @@ def test_bounds_parse_to_whole_utc_seconds(text: str, epoch: int) -> None:
         ("10000-01-01T00:00:00Z", "after 9999-12-31"),
         ("1969-12-31T23:59:59Z", "before 1970"),
         ("1970-01-01T00:59:59+01:00", "before 1970"),
+        # In range, but an offset pointing out of it on the first/last day (api/bounds.py).
+        ("1970-01-01T01:00:00+01:00", "write it in UTC: 1970-01-01T00:00:00Z"),
+        ("1969-12-31T23:00:00-01:00", "write it in UTC: 1970-01-01T00:00:00Z"),
         ("2026-02-30T00:00:00Z", "invalid day"),
         ("2026-13-01T00:00:00Z", "invalid month"),
         ("2026-01-01T24:00:00Z", "invalid time"),

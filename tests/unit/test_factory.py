@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
+from api.bounds import BOUND_PATTERN, UTC_SECOND_PATTERN
 from api.middleware import BASE_PATH, canonical_path
 from api.service import EXTENSION
 from events.settings import Settings
@@ -92,6 +93,43 @@ def test_openapi_documents_every_route_once(client: FlaskClient) -> None:
     }
     required = doc["components"]["schemas"]["Snapshot"]["required"]
     assert set(required) == SNAPSHOT_KEYS
+
+
+def test_openapi_states_the_rules_the_server_enforces(client: FlaskClient) -> None:
+    """The constraints come from the schemas' fields (api/openapi.py), as JSON Schema keywords."""
+    doc = client.get("/api/v1/openapi.json").json
+    schemas = doc["components"]["schemas"]
+    for bound in schemas["Range"]["properties"].values():
+        assert bound["format"] == "date-time" and bound["pattern"] == BOUND_PATTERN
+    for name in ("range_start", "range_end", "snapshot_at"):
+        assert schemas["Snapshot"]["properties"][name]["pattern"] == UTC_SECOND_PATTERN
+    org_id = schemas["CountRequest"]["properties"]["org_id"]
+    assert (org_id["pattern"], org_id["minLength"], org_id["maxLength"]) == (
+        "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        1,
+        128,
+    )
+    assert schemas["UpdateRequest"]["additionalProperties"] is False
+    assert schemas["UpdateRequest"]["required"] == ["range"]
+    query = {p["name"]: p for p in doc["paths"][BASE_PATH]["get"]["parameters"]}
+    page, limit = query["page"]["schema"], query["limit"]["schema"]
+    assert (page["minimum"], page["maximum"], limit["minimum"], limit["maximum"]) == (
+        1,
+        2**31 - 1,
+        1,
+        100,
+    )
+    # `?org_id=&is_complete=` means "no filter": said with allowEmptyValue.
+    assert all(parameter["allowEmptyValue"] is True for parameter in query.values())
+    stream = {p["name"]: p for p in doc["paths"][BASE_PATH + "/stream"]["get"]["parameters"]}
+    assert stream["id"]["schema"]["pattern"] == "^count-snapshot-[0-9a-f]{32}$"
+    assert stream["start"]["schema"]["pattern"] == BOUND_PATTERN
+    assert "allowEmptyValue" not in stream["start"]
+    # Responses carrying a snapshot id link to the operations on it (schemathesis follows them).
+    created = doc["paths"][BASE_PATH]["post"]["responses"]["201"]
+    assert created["links"]["getCountSnapshot"]["parameters"] == {
+        "snapshot_id": "$response.body#/id"
+    }
 
 
 @pytest.mark.parametrize(
