@@ -85,9 +85,8 @@ def topic_name() -> str:
     return f"record-events-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def settings(services: Services, key_prefix: str, topic_name: str) -> Settings:
-    """Settings pointing at the real services, with this test's own topic and key prefix."""
+def settings_for(services: Services, key_prefix: str, topic_name: str) -> Settings:
+    """Settings pointing at the real services, with this topic and key prefix."""
     return replace(
         Settings.from_env({}),
         kafka_bootstrap_servers=services.kafka_bootstrap_servers,
@@ -97,6 +96,12 @@ def settings(services: Services, key_prefix: str, topic_name: str) -> Settings:
         projector_group_id=f"{topic_name}-projector",
         projector_metrics_port=0,
     )
+
+
+@pytest.fixture
+def settings(services: Services, key_prefix: str, topic_name: str) -> Settings:
+    """Settings pointing at the real services, with this test's own topic and key prefix."""
+    return settings_for(services, key_prefix, topic_name)
 
 
 @pytest.fixture

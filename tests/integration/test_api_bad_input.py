@@ -1,21 +1,31 @@
-"""Bad requests: each gets its 4xx problem+json, and Redis is left exactly as it was."""
+"""Bad requests: each gets its 4xx problem+json, and Redis is left exactly as it was.
+
+The first table goes through the app (Flask's test client); the second is bytes on the wire to
+the real server, for what gunicorn refuses before the app sees a request (api/gunicorn_conf.py).
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import socket
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from typing import Any
 
 import pytest
 import redis
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
 from api.middleware import BASE_PATH
 from events.settings import Settings
+from scripts.harness import free_port, start_api
+from tests.conftest import Services, settings_for
 
 ID = "{id}"  # replaced by the id of a snapshot that exists
 OK_RANGE = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-31T23:59:59Z"}
@@ -288,3 +298,149 @@ def test_chunked_body_over_the_limit_is_413(app: Flask, snapshot_id: str) -> Non
     )
     assert response.status_code == 413
     assert response.mimetype == "application/problem+json"
+
+
+# --- what gunicorn refuses before the app sees it: the real server, bytes on the wire ---
+
+
+@dataclass(frozen=True)
+class WireBad:
+    """Raw request bytes the HTTP layer refuses; `{id}` is a snapshot that exists."""
+
+    name: str
+    request: bytes
+    status: int
+    says: str = ""
+
+
+def wire_request(method: str, target: str, *headers: str, body: bytes = b"") -> bytes:
+    """An HTTP/1.1 request as bytes: the given header lines, Host and the body's length."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *headers]
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def uri_of(length: int, path: str) -> str:
+    """`path` padded with an ignored query parameter to exactly `length` characters."""
+    padding = length - len(path) - len("?pad=")
+    return f"{path}?pad={'x' * padding}"
+
+
+# Each would change Redis (a new snapshot, a recount, a delete) if it got through.
+BODY = json.dumps(count_body(range=OTHER_RANGE | {"end": "2026-03-31T23:59:59Z"})).encode()
+PUT_BODY = json.dumps(
+    {"range": {"start": "2025-01-01T00:00:00Z", "end": "2025-01-31T23:59:59Z"}}
+).encode()
+WIRE_CASES = [
+    WireBad("URI of 5,000 characters", wire_request("POST", uri_of(5000, C), body=BODY), 414),
+    WireBad("URI of 20,000 characters", wire_request("DELETE", uri_of(20_000, f"{C}/{ID}")), 414),
+    WireBad(
+        "20 KiB header",
+        wire_request("POST", C, "X-Padding: " + "x" * 20 * 1024, body=BODY),
+        431,
+        says="too large",
+    ),
+    WireBad(
+        "200 headers",
+        wire_request("PUT", f"{C}/{ID}", *(f"X-H{n}: v" for n in range(200)), body=PUT_BODY),
+        431,
+    ),
+    WireBad("garbage request line", b"\x16\x03\x01\x00\xa5garbage\r\n\r\n", 400, says="not valid"),
+    WireBad("request line without a version", f"DELETE {C}/{ID}\r\n\r\n".encode(), 400),
+    WireBad("HTTP/9.9", wire_request("DELETE", f"{C}/{ID}").replace(b"HTTP/1.1", b"HTTP/9.9"), 400),
+    WireBad("header name with a space", wire_request("POST", C, "Bad Name: v", body=BODY), 400),
+    WireBad(
+        "Content-Length not a number",
+        wire_request("POST", C, "Content-Type: application/json", "Content-Length: 12a") + BODY,
+        400,
+    ),
+    WireBad(
+        "chunked and Content-Length",
+        wire_request("POST", C, "Transfer-Encoding: chunked", body=BODY),
+        400,
+    ),
+    WireBad(
+        "chunk size not hex",
+        wire_request("POST", C, "Content-Type: application/json", "Transfer-Encoding: chunked")
+        + b"zz\r\n{}\r\n0\r\n\r\n",
+        400,
+    ),
+    WireBad(
+        "Transfer-Encoding br",
+        wire_request("POST", C, "Transfer-Encoding: br, chunked") + b"2\r\n{}\r\n0\r\n\r\n",
+        501,
+        says="'br, chunked' is not supported",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class WireResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def send_raw(address: tuple[str, int], request: bytes) -> WireResponse:
+    """Send `request`, read the response until the server closes (a reset fails the test)."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return WireResponse(int(status_line.split()[1]), headers, body)
+
+
+@pytest.fixture(scope="module")
+def wire_api(services: Services) -> Iterator[tuple[tuple[str, int], redis.Redis, str, str]]:
+    """The real server (gunicorn, `python -m api`) on its own prefix, with a snapshot in Redis."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    settings = replace(settings_for(services, prefix, "record-events-unused"), port=free_port())
+    client = redis.Redis.from_url(services.redis_url)
+    proc = start_api(settings)
+    try:
+        address = ("127.0.0.1", settings.port)
+        created = requests.post(
+            f"http://127.0.0.1:{settings.port}{C}", json=count_body(), timeout=10
+        )
+        assert created.status_code == 201, created.text
+        yield address, client, prefix, created.json()["id"]
+    finally:
+        proc.stop()
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+def test_the_wire_table_covers_the_issue() -> None:
+    assert {case.status for case in WIRE_CASES} >= {400, 414, 431}
+    assert len({case.name for case in WIRE_CASES}) == len(WIRE_CASES)
+
+
+@pytest.mark.parametrize("case", WIRE_CASES, ids=[case.name for case in WIRE_CASES])
+def test_a_request_gunicorn_refuses_is_a_problem_and_changes_nothing(
+    wire_api: tuple[tuple[str, int], redis.Redis, str, str], case: WireBad
+) -> None:
+    address, client, prefix, snapshot_id = wire_api
+    before = redis_state(client, prefix)
+    assert before, "the fixture's snapshot should be in Redis"
+
+    response = send_raw(address, case.request.replace(ID.encode(), snapshot_id.encode()))
+
+    assert response.status == case.status, response.body[:300]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["content-length"]) == len(response.body)
+    problem = json.loads(response.body)
+    assert set(problem) == {"type", "title", "status", "detail"}
+    assert problem["status"] == case.status
+    assert problem["title"] == HTTPStatus(case.status).phrase
+    assert case.says in problem["detail"]
+    assert b"<html" not in response.body.lower()
+    assert redis_state(client, prefix) == before
