@@ -2,6 +2,7 @@
 "use strict";
 
 const BASE = "/api/v1/period-record-counts";
+const TOKEN_KEY = "prc.api-token";
 const $ = (id) => document.getElementById(id);
 let source = null;
 
@@ -126,23 +127,48 @@ async function loadSnapshots() {
   }
 }
 
+// The token lives in sessionStorage: this tab only, gone when it closes. Writes send it.
+function writeHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
+}
+
+function keepToken() {
+  const token = $("token").value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
 async function saveSnapshot() {
   const form = $("pick");
   if (!form.reportValidity()) return;
+  const status = $("snapshots-status");
   const params = query();
-  const response = await fetch(BASE, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({
-      org_id: params.get("org_id"),
-      range: { start: params.get("start"), end: params.get("end") },
-    }),
-  });
-  const body = await response.json();
-  $("snapshots-status").textContent = response.ok
-    ? `Snapshot saved: ${body.record_count} record(s).`
-    : `Could not save: ${body.detail}`;
-  if (response.ok) loadSnapshots();
+  try {
+    const response = await fetch(BASE, {
+      method: "POST",
+      headers: writeHeaders(),
+      body: JSON.stringify({
+        org_id: params.get("org_id"),
+        range: { start: params.get("start"), end: params.get("end") },
+      }),
+    });
+    if (response.status === 401) {
+      status.textContent = sessionStorage.getItem(TOKEN_KEY)
+        ? "Not saved: the server did not accept this API token."
+        : "Not saved: this server needs an API token; enter it under Access.";
+      return;
+    }
+    const body = await response.json();
+    status.textContent = response.ok
+      ? `Snapshot saved: ${body.record_count} record(s).`
+      : `Could not save: ${body.detail}`;
+    if (response.ok) loadSnapshots();
+  } catch (error) {
+    status.textContent = `Could not save (${error.message}).`;
+  }
 }
 
 function defaults() {
@@ -162,6 +188,8 @@ $("stop").addEventListener("click", () => {
   setStatus("Stopped.");
 });
 $("save").addEventListener("click", saveSnapshot);
+$("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
+$("token").addEventListener("input", keepToken);
 $("refresh").addEventListener("click", loadSnapshots);
 defaults();
 loadSnapshots();

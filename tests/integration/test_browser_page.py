@@ -74,3 +74,54 @@ def test_page_shows_the_live_count(settings: Settings, topics: str, page: Page) 
             arg=org,
             timeout=15_000,
         )
+
+
+def test_page_saves_a_snapshot_with_the_token_it_keeps(settings: Settings, page: Page) -> None:
+    """With API_TOKEN set: refused (a plain 401 message) without the token, saved with it."""
+    token = "page-token-42"
+    settings = replace(settings, port=free_port(), api_token=token)
+    org = "org-browser-token"
+    sent: list[str | None] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.headers.get("authorization")) if request.method == "POST" else None
+        ),
+    )
+    with api_running(settings):
+        page.goto(f"http://127.0.0.1:{settings.port}/")
+        page.get_by_label("Organisation id").fill(org)
+        status = page.locator("#snapshots-status")
+
+        page.get_by_role("button", name="Save snapshot").click()
+        page.wait_for_function(
+            "() => document.getElementById('snapshots-status').textContent.startsWith('Not saved')",
+            timeout=15_000,
+        )
+        assert status.text_content() == (
+            "Not saved: this server needs an API token; enter it under Access."
+        )
+        assert sent == [None]
+
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Save snapshot").click()
+        page.wait_for_function(
+            "org => [...document.querySelectorAll('#snapshots td')]"
+            ".some(td => td.textContent === org)",
+            arg=org,
+            timeout=15_000,
+        )
+        assert (status.text_content() or "").endswith("snapshot(s) in all.")
+        assert sent == [None, f"Bearer {token}"]
+
+        # Kept for the tab (sessionStorage), not beyond it.
+        page.reload()
+        assert page.get_by_label("API token").input_value() == token
+        assert page.evaluate("() => localStorage.length") == 0
+        page.get_by_label("API token").fill("wrong")
+        page.get_by_role("button", name="Save snapshot").click()
+        page.wait_for_function(
+            "() => document.getElementById('snapshots-status').textContent.startsWith('Not saved')",
+            timeout=15_000,
+        )
+        assert status.text_content() == "Not saved: the server did not accept this API token."
