@@ -162,10 +162,12 @@ async function saveSnapshot() {
       return;
     }
     const body = await response.json();
-    status.textContent = response.ok
-      ? `Snapshot saved: ${body.record_count} record(s).`
-      : `Could not save: ${body.detail}`;
-    if (response.ok) loadSnapshots();
+    if (!response.ok) {
+      status.textContent = `Could not save: ${body.detail}`;
+      return;
+    }
+    await loadSnapshots(); // it rewrites the status line: say what was saved after it
+    status.textContent = `Snapshot saved: ${body.record_count} record(s). ${status.textContent}`;
   } catch (error) {
     status.textContent = `Could not save (${error.message}).`;
   }
@@ -190,6 +192,7 @@ $("stop").addEventListener("click", () => {
 $("save").addEventListener("click", saveSnapshot);
 $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
 $("token").addEventListener("input", keepToken);
+$("access").addEventListener("submit", (event) => event.preventDefault());
 $("refresh").addEventListener("click", loadSnapshots);
 defaults();
 loadSnapshots();

@@ -48,6 +48,36 @@ def _count_is(page: Page, value: int, timeout_s: float) -> None:
     )
 
 
+def _open(page: Page, url: str) -> None:
+    """Load the page and wait until its first snapshot list has arrived."""
+    page.goto(url)
+    page.wait_for_function(
+        "() => document.getElementById('snapshots-status').textContent.endsWith(' in all.')",
+        timeout=15_000,
+    )
+
+
+def _save_snapshot(page: Page) -> None:
+    """Press "Save snapshot" and wait for the page to say how it went."""
+    page.evaluate("() => { document.getElementById('snapshots-status').textContent = ''; }")
+    page.get_by_role("button", name="Save snapshot").click()
+    page.wait_for_function(
+        "starts => starts.some(start =>"
+        " document.getElementById('snapshots-status').textContent.startsWith(start))",
+        arg=["Snapshot saved", "Not saved", "Could not save"],
+        timeout=15_000,
+    )
+
+
+def _listed(page: Page, org: str) -> None:
+    """Wait until the snapshot list shows a snapshot of `org`."""
+    page.wait_for_function(
+        "org => [...document.querySelectorAll('#snapshots td')].some(td => td.textContent === org)",
+        arg=org,
+        timeout=15_000,
+    )
+
+
 def test_page_shows_the_live_count(settings: Settings, topics: str, page: Page) -> None:
     settings = replace(settings, port=free_port())
     org = "org-browser-7"
@@ -67,13 +97,8 @@ def test_page_shows_the_live_count(settings: Settings, topics: str, page: Page) 
         assert "Not complete" in (page.text_content("#complete") or "")
 
         # A snapshot saved from the page shows up in the list.
-        page.get_by_role("button", name="Save snapshot").click()
-        page.wait_for_function(
-            "org => [...document.querySelectorAll('#snapshots td')]"
-            ".some(td => td.textContent === org)",
-            arg=org,
-            timeout=15_000,
-        )
+        _save_snapshot(page)
+        _listed(page, org)
 
 
 def test_page_saves_a_snapshot_with_the_token_it_keeps(settings: Settings, page: Page) -> None:
@@ -89,39 +114,30 @@ def test_page_saves_a_snapshot_with_the_token_it_keeps(settings: Settings, page:
         ),
     )
     with api_running(settings):
-        page.goto(f"http://127.0.0.1:{settings.port}/")
+        _open(page, f"http://127.0.0.1:{settings.port}/")
         page.get_by_label("Organisation id").fill(org)
         status = page.locator("#snapshots-status")
 
-        page.get_by_role("button", name="Save snapshot").click()
-        page.wait_for_function(
-            "() => document.getElementById('snapshots-status').textContent.startsWith('Not saved')",
-            timeout=15_000,
-        )
+        _save_snapshot(page)
         assert status.text_content() == (
             "Not saved: this server needs an API token; enter it under Access."
         )
         assert sent == [None]
 
         page.get_by_label("API token").fill(token)
-        page.get_by_role("button", name="Save snapshot").click()
-        page.wait_for_function(
-            "org => [...document.querySelectorAll('#snapshots td')]"
-            ".some(td => td.textContent === org)",
-            arg=org,
-            timeout=15_000,
-        )
-        assert (status.text_content() or "").endswith("snapshot(s) in all.")
+        _save_snapshot(page)
+        assert status.text_content() == "Snapshot saved: 0 record(s). 1 snapshot(s) in all."
+        _listed(page, org)
         assert sent == [None, f"Bearer {token}"]
 
         # Kept for the tab (sessionStorage), not beyond it.
-        page.reload()
+        _open(page, page.url)
         assert page.get_by_label("API token").input_value() == token
         assert page.evaluate("() => localStorage.length") == 0
+        other_tab = page.context.new_page()
+        _open(other_tab, page.url)
+        assert other_tab.get_by_label("API token").input_value() == ""
+        other_tab.close()
         page.get_by_label("API token").fill("wrong")
-        page.get_by_role("button", name="Save snapshot").click()
-        page.wait_for_function(
-            "() => document.getElementById('snapshots-status').textContent.startsWith('Not saved')",
-            timeout=15_000,
-        )
+        _save_snapshot(page)
         assert status.text_content() == "Not saved: the server did not accept this API token."
