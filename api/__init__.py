@@ -13,6 +13,7 @@ from api.openapi import Api
 from api.service import EXTENSION, Components, CountService
 from api.snapshots import SnapshotStore
 from events.logs import configure_logging
+from events.preflight import RedisUnavailable, check_redis
 from events.redis_client import connect
 from events.settings import Settings
 from projector.store import CounterStore
@@ -56,6 +57,19 @@ def connect_redis(settings: Settings) -> Any:
         retries=1,
         health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
     )
+
+
+def check_connections(app: Flask) -> None:
+    """Raise Rejected when Redis refuses the app's settings (password, ACL, TLS, protocol).
+
+    An unreachable Redis is not fatal: the API serves 503s until it is back."""
+    components: Components = app.extensions[EXTENSION]
+    try:
+        check_redis(components.settings, components.redis)
+    except RedisUnavailable as exc:
+        logging.getLogger("api").warning(
+            "redis not reachable yet; answering 503 until it is", extra={"error": str(exc)}
+        )
 
 
 def register_logging(settings: Settings) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import shutil
 import socket
@@ -30,9 +31,11 @@ from gunicorn.http.errors import (
 )
 from gunicorn.workers.ggevent import GeventWorker
 
+from events.logs import exit_if_rejected
 from events.settings import Settings
 
-_settings = Settings.from_env()
+with exit_if_rejected(logging.getLogger("api")):
+    _settings = Settings.from_env()
 
 bind = f"{_settings.bind_host}:{_settings.port}"
 workers = _settings.web_concurrency

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Response
 from flask.views import MethodView
+from redis.exceptions import RedisError
 
 from api import metrics
+from api.errors import RETRY_AFTER_SECONDS, problem
 from api.openapi import Blueprint
 from api.schemas import HealthSchema, ReadySchema
 from api.service import current_components, current_service
+from events.preflight import redis_rejection
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("operations", __name__, description="Health, readiness and metrics.")
 
@@ -31,9 +38,22 @@ class Ready(MethodView):
     @blp.response(200, ReadySchema)
     @blp.errors(503)
     @blp.doc(operationId="readiness")
-    def get(self) -> dict[str, object]:
-        """Redis answers; reports how far the projection has got; 503 without Redis."""
-        ready = current_service().readiness()
+    def get(self) -> dict[str, object] | Response:
+        """Redis answers; reports how far the projection has got; 503 without Redis.
+
+        When Redis refuses the service (credentials, ACL, TLS) the 503 says so."""
+        try:
+            ready = current_service().readiness()
+        except RedisError as exc:
+            reason = redis_rejection(exc)
+            if reason is None:
+                raise  # unreachable: the one handler's 503
+            log.warning("redis refuses the service", extra={"reason": reason})
+            return problem(
+                503,
+                f"Redis refuses the service: it {reason}.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         return {
             "status": "ready",
             "caught_up_at": ready.caught_up_at,

@@ -51,7 +51,9 @@ import redis
 from bench.common import bench_settings, cleanup, machine, table
 from bench.cpu import CpuMeter, quietly
 from bench.pg import PgServer, load_records
+from events.connections import describe_kafka, describe_redis
 from events.produce import Plan, Summary, produce
+from events.redis_client import connect
 from events.schema import format_utc
 from events.settings import Settings
 from events.topics import end_offsets
@@ -359,7 +361,7 @@ def publish(settings: Settings, events: int, orgs: int, seed: int) -> tuple[Plan
     )
     summary = produce(
         plan,
-        settings.kafka_bootstrap_servers,
+        settings,
         settings.record_events_topic,
         workers=2,
         keep_events=True,
@@ -427,9 +429,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"command: {' '.join(['python -m bench.api_latency', *sys.argv[1:]])}")
     settings = bench_settings("api-latency")
     settings = replace(settings, port=free_port(), log_level="WARNING", web_concurrency=2)
-    print(f"kafka {settings.kafka_bootstrap_servers}, redis {settings.redis_url}")
+    print(f"kafka {describe_kafka(settings)}, redis {describe_redis(settings)}")
     pg, procs = PgServer(), []
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
     try:
         pg.start()
@@ -441,7 +443,7 @@ def run(args: argparse.Namespace) -> None:
             f"{summary.duplicates:,} retries) for {len(plan.orgs)} orgs over {DATA_YEARS} years "
             f"in {summary.elapsed_s:.1f}s"
         )
-        ends = end_offsets(settings.kafka_bootstrap_servers, settings.record_events_topic)
+        ends = end_offsets(settings, settings.record_events_topic)
         started = time.perf_counter()
         procs.append(start_projector(settings))
         with pg.connect() as conn:

@@ -7,8 +7,7 @@ import platform
 import uuid
 from dataclasses import replace
 
-import redis
-
+from events.redis_client import connect
 from events.settings import Settings
 from events.topics import delete_topics, ensure_topics
 
@@ -35,21 +34,19 @@ def bench_settings(name: str, partitions: int = 6) -> Settings:
         projector_instance_id=f"bench-{tag}",
         projector_metrics_port=0,
     )
-    ensure_topics(settings.kafka_bootstrap_servers, settings.record_events_topic, partitions)
+    ensure_topics(settings, settings.record_events_topic, partitions)
     return settings
 
 
 def cleanup(settings: Settings) -> None:
     """Remove the benchmark's topics and Redis keys."""
-    delete_topics(
-        settings.kafka_bootstrap_servers, [settings.record_events_topic, settings.dlq_topic]
-    )
+    delete_topics(settings, [settings.record_events_topic, settings.dlq_topic])
     cleanup_prefix(settings)
 
 
 def cleanup_prefix(settings: Settings) -> None:
     """Remove the Redis keys under the settings' prefix."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     batch = []
     for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
         batch.append(key)

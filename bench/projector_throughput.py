@@ -25,12 +25,13 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
-import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import bench_settings, cleanup, cleanup_prefix, machine, table
 from bench.cpu import cpu_seconds
+from events.connections import kafka_config
 from events.produce import Plan, produce
+from events.redis_client import connect
 from events.settings import Settings
 from events.topics import end_offsets
 from projector import keys
@@ -43,7 +44,7 @@ DAY = 86400
 def bare_read(settings: Settings, total: int) -> float:
     """Seconds for a consumer that does nothing but read every record."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_config(settings),
         enable_auto_commit=False,
         max_poll_records=settings.projector_max_batch,
         max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -71,7 +72,7 @@ def projector_run(settings: Settings, ends: dict[int, int], members: int) -> Run
         redis_key_prefix=f"{settings.redis_key_prefix}-{tag}",
         projector_group_id=f"{settings.projector_group_id}-{tag}",
     )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
     redis_pid = int(client.info("server")["process_id"])
     redis_before = cpu_seconds(redis_pid)
@@ -118,10 +119,8 @@ def throughput(events: int, span_days: float, members: list[int]) -> None:
             duplicate_ratio=0.05,
             seed=1,
         )
-        sent = produce(
-            plan, settings.kafka_bootstrap_servers, settings.record_events_topic, workers=2
-        )
-        ends = end_offsets(settings.kafka_bootstrap_servers, settings.record_events_topic)
+        sent = produce(plan, settings, settings.record_events_topic, workers=2)
+        ends = end_offsets(settings, settings.record_events_topic)
         total = sum(ends.values())
         print(
             f"published {sent.sent:,} events in {sent.elapsed_s:.1f}s "
@@ -154,7 +153,7 @@ def throughput(events: int, span_days: float, members: list[int]) -> None:
 def memory(orgs: int, days: int, per_day: int) -> None:
     """Part 2: Redis bytes per event for counters and for the dedup window."""
     settings = bench_settings("memory")
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
     rng = random.Random(3)
     start = (int(time.time()) // DAY - days) * DAY

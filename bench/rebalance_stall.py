@@ -17,11 +17,10 @@ import threading
 import time
 from dataclasses import replace
 
-import redis
-
 from bench.common import bench_settings, cleanup, cleanup_prefix, machine, table
 from events.produce import Plan, generate
 from events.publisher import Publisher
+from events.redis_client import connect
 from events.settings import Settings
 from projector.store import CounterStore
 from scripts.harness import Proc, start_projector, wait_until
@@ -44,9 +43,7 @@ class Feed(threading.Thread):
         plan = Plan(tuple(f"org-{i}" for i in range(60)), 10**8, now_ms - 86_400_000, now_ms)
         messages = generate(plan)
         tick = 0.05
-        with Publisher(
-            self.settings.kafka_bootstrap_servers, self.settings.record_events_topic
-        ) as out:
+        with Publisher(self.settings, self.settings.record_events_topic) as out:
             next_tick = time.monotonic()
             while not self.halt.is_set():
                 for _ in range(int(self.rate * tick)):
@@ -96,7 +93,7 @@ def run_assignor(settings: Settings, assignor: str) -> list[list[object]]:
         redis_key_prefix=f"{settings.redis_key_prefix}-{tag}",
         projector_group_id=f"{settings.projector_group_id}-{tag}",
     )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
     sampler = Sampler(store)
     procs: list[Proc] = []

@@ -119,9 +119,7 @@ def produce_steadily(
 ) -> list[float]:
     """Publish `total` events at `rate`/s; the wall time each was handed to the producer."""
     times = []
-    with Publisher(
-        settings.kafka_bootstrap_servers, settings.record_events_topic, linger_ms=0
-    ) as publisher:
+    with Publisher(settings, settings.record_events_topic, linger_ms=0) as publisher:
         started = time.monotonic()
         for k in range(total):
             time.sleep(max(0.0, started + k / rate - time.monotonic()))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from events.settings import ConfigError
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Exit status of a process whose configuration was rejected (settings or a server's refusal).
+EXIT_REJECTED = 2
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,3 +43,15 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # kafka-python is chatty at INFO about every connection and rebalance step.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+
+
+@contextlib.contextmanager
+def exit_if_rejected(logger: logging.Logger, code: int = EXIT_REJECTED) -> Iterator[None]:
+    """Turn a ConfigError (bad settings, a server's refusal) into one log line and exit `code`."""
+    try:
+        yield
+    except ConfigError as exc:
+        if not logging.getLogger().handlers:
+            configure_logging()
+        logger.error("configuration rejected: %s", exc, extra={"error": type(exc).__name__})
+        raise SystemExit(code) from None

@@ -21,9 +21,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from multiprocessing import get_context
+from typing import TYPE_CHECKING
 
 from events.schema import EventError, format_utc, parse_instant, valid_org_id
-from events.settings import Settings
+from events.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from events.connections import KafkaTarget
 
 
 class GeneratedKind(StrEnum):
@@ -221,11 +225,11 @@ def _invalid(
     return key, body.encode()
 
 
-def _produce_shard(plan: Plan, bootstrap: str, topic: str, keep_events: bool) -> Summary:
+def _produce_shard(plan: Plan, kafka: KafkaTarget, topic: str, keep_events: bool) -> Summary:
     from events.publisher import Publisher
 
     summary = Summary(events=[] if keep_events else None)
-    with Publisher(bootstrap, topic) as publisher:
+    with Publisher(kafka, topic) as publisher:
         publish = publisher.publish_raw
         for key, value, _ in generate(plan, summary):
             publish(key, value)
@@ -234,7 +238,7 @@ def _produce_shard(plan: Plan, bootstrap: str, topic: str, keep_events: bool) ->
 
 def produce(
     plan: Plan,
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     topic: str,
     *,
     workers: int = 1,
@@ -242,20 +246,22 @@ def produce(
     partitions: int = 6,
     keep_events: bool = False,
 ) -> Summary:
-    """Publish the plan's messages (in `workers` processes) and return what was sent."""
+    """Publish the plan's messages (in `workers` processes) and return what was sent.
+
+    `kafka` is the cluster: Settings (security included) or a plaintext bootstrap string."""
     if ensure:
         from events.topics import ensure_topics
 
-        ensure_topics(bootstrap_servers, topic, partitions=partitions)
+        ensure_topics(kafka, topic, partitions=partitions)
     started = time.perf_counter()
     total = Summary(events=[] if keep_events else None)
     if workers <= 1:
-        total.merge(_produce_shard(plan, bootstrap_servers, topic, keep_events))
+        total.merge(_produce_shard(plan, kafka, topic, keep_events))
     else:
         # spawn, not fork: the parent may hold Kafka client threads (tests, benchmarks).
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             jobs = [
-                pool.submit(_produce_shard, shard, bootstrap_servers, topic, keep_events)
+                pool.submit(_produce_shard, shard, kafka, topic, keep_events)
                 for shard in plan.shards(workers)
             ]
             for job in jobs:
@@ -270,8 +276,15 @@ def _epoch_ms(text: str, name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
-    settings = Settings.from_env()
+    """Run the CLI; returns the exit status (2: configuration rejected, 1: other failures)."""
+    from events.logs import EXIT_REJECTED
+    from events.preflight import check_kafka
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: configuration rejected: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
     parser = argparse.ArgumentParser(
         prog="python -m events.produce", description="Publish synthetic record events."
     )
@@ -308,15 +321,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     workers = args.workers or (1 if plan.count < 50_000 else min(os.cpu_count() or 1, 4))
+    kafka = replace(settings, kafka_bootstrap_servers=args.bootstrap)
     try:
+        check_kafka(kafka)  # a refused password or certificate fails here, in seconds
         summary = produce(
             plan,
-            args.bootstrap,
+            kafka,
             args.topic,
             workers=workers,
             ensure=args.ensure_topics,
             partitions=args.partitions,
         )
+    except ConfigError as exc:
+        print(f"error: configuration rejected: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
     except EventError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from kafka.partitioner.default import murmur2
 from kafka.producer.future import FutureRecordMetadata
 
 from events.codec import encode
+from events.connections import KafkaTarget, bootstrap_servers, kafka_config
 from events.schema import EventError, RecordCreated
 from events.topics import KafkaUnavailable, require_topic
 
@@ -33,7 +34,7 @@ class Publisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaTarget,
         topic: str,
         *,
         linger_ms: int = 5,
@@ -46,10 +47,10 @@ class Publisher:
         if compression == "lz4" and not has_lz4():
             raise ValueError("compression 'lz4' needs the lz4 package, which is not installed")
         # Also reaches the cluster first, so a wrong address fails fast with a clear message.
-        require_topic(bootstrap_servers, topic, timeout_s)
+        require_topic(kafka, topic, timeout_s)
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap_servers,
+                **kafka_config(kafka),
                 client_id="prc-publisher",
                 enable_idempotence=True,
                 acks="all",
@@ -64,7 +65,9 @@ class Publisher:
                 max_block_ms=int(timeout_s * 1000),
             )
         except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {bootstrap_servers(kafka)}: {exc}"
+            ) from exc
         self.topic = topic
         self._send = self._producer.send
         self._lock = threading.Lock()

@@ -1,5 +1,8 @@
 """The one place that builds Redis clients: a single Redis or a Redis Cluster (REDIS_CLUSTER).
 
+TLS and the ACL user come from the URL (`rediss://user:password@host:port/db`) and
+`REDIS_SSL_CAFILE`.
+
 Every component (projector, API, streams, benchmarks) asks here, so switching a deployment
 to a cluster is one setting. In cluster mode `REDIS_URL` names any one node; redis-py's
 `RedisCluster` discovers the rest and routes each command (and each script, by its declared
@@ -51,6 +54,10 @@ def connect(
     }
     if name is not None:
         options["client_name"] = name
+    if settings.redis_uses_tls and settings.redis_ssl_cafile:
+        # rediss:// verifies the server's certificate and host name; against this CA bundle
+        # when one is given, else the system's.
+        options["ssl_ca_certs"] = settings.redis_ssl_cafile
     retry = Retry(NoBackoff(), retries, supported_errors=(redis.exceptions.ConnectionError,))
     if settings.redis_cluster:
         if max_connections is not None:

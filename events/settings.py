@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit, urlunsplit
 
 
 class ConfigError(ValueError):
@@ -29,7 +30,69 @@ def _list(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
 
-@dataclass(frozen=True)
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+# Fields whose values are secrets: masked in repr, never logged; each may also be given as
+# `<NAME>_FILE`, a path (the container-secrets convention). REDIS_URL holds its password.
+SECRET_FIELDS = frozenset({"api_token", "kafka_sasl_password", "kafka_ssl_key_password"})
+FILE_VARIANTS = (
+    "API_TOKEN",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_KEY_PASSWORD",
+    "REDIS_URL",
+)
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (if any) replaced by ***, for logs and messages."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # e.g. a bad port: say nothing that could hold a secret
+        return "<unparsable URL>"
+    if password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+
+
+def _read_secret_file(name: str, path: str) -> str:
+    """The content of `<name>_FILE`'s file, one trailing newline dropped (as `echo` leaves)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"{name}_FILE: cannot read {path!r} ({reason})") from None
+    value = value.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise ConfigError(f"{name}_FILE: {path!r} is empty")
+    return value
+
+
+def _with_secret_files(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with every `<NAME>_FILE` of FILE_VARIANTS replaced by `<NAME>` (the file's content)."""
+    merged = dict(env)
+    for name in FILE_VARIANTS:
+        path = env.get(f"{name}_FILE")
+        if not path:
+            continue
+        if env.get(name):
+            raise ConfigError(f"set {name} or {name}_FILE, not both")
+        merged[name] = _read_secret_file(name, path)
+    return merged
+
+
+def _readable_file(name: str, path: str | None) -> None:
+    if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        raise ConfigError(f"{name}: no readable file at {path!r}")
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Every setting of the service, with the defaults SPEC.md names."""
 
@@ -64,6 +127,112 @@ class Settings:
     web_concurrency: int = 2
     # Set by api/gunicorn_conf.py for its workers: prometheus_client's multiprocess mode.
     prometheus_multiproc_dir: str | None = None
+    # Secured Kafka (README "Connecting to a secured cluster"); events/connections.py turns
+    # these into every Kafka client's configuration.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None  # client certificate (chain), for mutual TLS
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_key_password: str | None = None
+    # CA bundle for a rediss:// REDIS_URL (default: the system's CAs).
+    redis_ssl_cafile: str | None = None
+
+    def __post_init__(self) -> None:
+        self._check_kafka_security()
+        self._check_redis_security()
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value is not None:
+                value = MASK
+            elif f.name == "redis_url":
+                value = mask_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @property
+    def kafka_uses_tls(self) -> bool:
+        """Whether Kafka connections are TLS (SSL or SASL_SSL)."""
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def kafka_uses_sasl(self) -> bool:
+        """Whether Kafka connections authenticate with SASL."""
+        return self.kafka_security_protocol.startswith("SASL_")
+
+    @property
+    def redis_uses_tls(self) -> bool:
+        """Whether REDIS_URL is a rediss:// URL."""
+        return self.redis_url.startswith("rediss://")
+
+    def _check_kafka_security(self) -> None:
+        protocol = self.kafka_security_protocol
+        if protocol not in KAFKA_PROTOCOLS:
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}; "
+                f"got {protocol!r}"
+            )
+        mechanism = self.kafka_sasl_mechanism
+        if mechanism is not None and mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ConfigError(
+                f"KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_SASL_MECHANISMS)}; "
+                f"got {mechanism!r}"
+            )
+        sasl = (mechanism, self.kafka_sasl_username, self.kafka_sasl_password)
+        if self.kafka_uses_sasl:
+            if mechanism is None:
+                raise ConfigError(
+                    f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM "
+                    f"({', '.join(KAFKA_SASL_MECHANISMS)})"
+                )
+            if not self.kafka_sasl_username or not self.kafka_sasl_password:
+                raise ConfigError(
+                    f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and "
+                    "KAFKA_SASL_PASSWORD (or their _FILE variants)"
+                )
+        elif any(value is not None for value in sasl):
+            raise ConfigError(
+                f"KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL "
+                "(use SASL_SSL or SASL_PLAINTEXT)"
+            )
+        tls = {
+            "KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+            "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
+        }
+        given = [name for name, value in tls.items() if value is not None]
+        if given and not self.kafka_uses_tls:
+            raise ConfigError(
+                f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL={protocol} does not use "
+                "TLS (use SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ConfigError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client certificate)")
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_certfile is None:
+            raise ConfigError("KAFKA_SSL_KEY_PASSWORD needs KAFKA_SSL_CERTFILE and its key")
+        for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"):
+            _readable_file(name, tls[name])
+
+    def _check_redis_security(self) -> None:
+        try:
+            scheme = urlsplit(self.redis_url).scheme
+        except ValueError:
+            scheme = ""
+        if scheme not in REDIS_SCHEMES:
+            raise ConfigError(
+                "REDIS_URL must be a redis://, rediss:// or unix:// URL; "
+                f"got {mask_url(self.redis_url)!r}"
+            )
+        if self.redis_ssl_cafile is not None:
+            if scheme != "rediss":
+                raise ConfigError("REDIS_SSL_CAFILE is set but REDIS_URL is not a rediss:// URL")
+            _readable_file("REDIS_SSL_CAFILE", self.redis_ssl_cafile)
 
     @property
     def dlq_topic(self) -> str:
@@ -73,7 +242,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from `env` (default: the process environment)."""
-        env = os.environ if env is None else env
+        env = _with_secret_files(os.environ if env is None else env)
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f.name.upper())
@@ -122,8 +291,8 @@ def _parse(name: str, raw: str, kind: object) -> object:
         return _int({name: raw}, name, 0, _MINIMUM.get(name, 0))
     if kind in ("tuple[str, ...]",):
         return _list(raw)
-    if name == "LOG_LEVEL":
-        return raw.upper()
+    if name in ("LOG_LEVEL", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM"):
+        return raw.strip().upper()
     if name == "PROJECTOR_ASSIGNOR" and raw not in ASSIGNORS:
         raise ConfigError(f"PROJECTOR_ASSIGNOR must be one of {', '.join(ASSIGNORS)}, got {raw!r}")
     return raw

@@ -13,6 +13,7 @@ from kafka.errors import (
     for_code,
 )
 
+from events.connections import KafkaTarget, bootstrap_servers, kafka_config
 from events.schema import EventError
 from events.settings import Settings
 
@@ -55,40 +56,41 @@ def _host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check_reachable(bootstrap_servers: str, timeout_s: float = 3.0) -> None:
+def check_reachable(servers: str, timeout_s: float = 3.0) -> None:
     """Raise KafkaUnavailable at once unless some bootstrap server accepts a TCP connection.
 
     A client would otherwise retry until its bootstrap timeout, and kafka-python leaves its
     I/O thread running when the constructor gives up.
     """
     errors = []
-    for address in bootstrap_servers.split(","):
+    for address in servers.split(","):
         try:
             socket.create_connection(_host_port(address), timeout=timeout_s).close()
             return
         except OSError as exc:
             errors.append(f"{address.strip()}: {exc.strerror or exc}")
-    raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap_servers} ({'; '.join(errors)})")
+    raise KafkaUnavailable(f"cannot reach Kafka at {servers} ({'; '.join(errors)})")
 
 
-def admin_client(bootstrap_servers: str, timeout_s: float = 15.0) -> KafkaAdminClient:
+def admin_client(kafka: KafkaTarget, timeout_s: float = 15.0) -> KafkaAdminClient:
     """A connected admin client; raises KafkaUnavailable if the cluster cannot be reached."""
-    check_reachable(bootstrap_servers, min(timeout_s, 3.0))
+    servers = bootstrap_servers(kafka)
+    check_reachable(servers, min(timeout_s, 3.0))
     try:
         return KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
+            **kafka_config(kafka),
             client_id="prc-topics",
             bootstrap_timeout_ms=int(timeout_s * 1000),
             request_timeout_ms=int(timeout_s * 1000),
         )
     except KafkaError as exc:
         raise KafkaUnavailable(
-            f"cannot reach Kafka at {bootstrap_servers} within {timeout_s:g}s: {exc}"
+            f"cannot reach Kafka at {servers} within {timeout_s:g}s: {exc}"
         ) from exc
 
 
 def ensure_topics(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     topic: str,
     partitions: int = 6,
     dlq_partitions: int = 1,
@@ -107,7 +109,7 @@ def ensure_topics(
             "configs": TOPIC_CONFIGS,
         },
     }
-    admin = admin_client(bootstrap_servers, timeout_s)
+    admin = admin_client(kafka, timeout_s)
     try:
         result = admin.create_topics(wanted, raise_errors=False)
         for entry in result["topics"]:
@@ -124,18 +126,18 @@ def ensure_topics(
         admin.wait_for_topics(list(wanted), timeout_ms=int(timeout_s * 1000))
     except KafkaError as exc:
         raise KafkaUnavailable(
-            f"topics {sorted(wanted)} not ready on {bootstrap_servers}: {exc}"
+            f"topics {sorted(wanted)} not ready on {bootstrap_servers(kafka)}: {exc}"
         ) from exc
     finally:
         admin.close()
 
 
-def require_topic(bootstrap_servers: str, topic: str, timeout_s: float = 15.0) -> int:
+def require_topic(kafka: KafkaTarget, topic: str, timeout_s: float = 15.0) -> int:
     """Return the partition count of `topic`; raise KafkaUnavailable if it does not exist.
 
     Asked through the admin API, whose metadata requests never auto-create topics.
     """
-    admin = admin_client(bootstrap_servers, timeout_s)
+    admin = admin_client(kafka, timeout_s)
     try:
         (info,) = admin.describe_topics([topic])
     except KafkaError as exc:
@@ -151,9 +153,9 @@ def require_topic(bootstrap_servers: str, topic: str, timeout_s: float = 15.0) -
     return len(info["partitions"])
 
 
-def delete_topics(bootstrap_servers: str, topics: list[str], timeout_s: float = 15.0) -> None:
+def delete_topics(kafka: KafkaTarget, topics: list[str], timeout_s: float = 15.0) -> None:
     """Delete `topics`; topics that do not exist are ignored (for tests and benchmarks)."""
-    admin = admin_client(bootstrap_servers, timeout_s)
+    admin = admin_client(kafka, timeout_s)
     try:
         result = admin.delete_topics(topics, raise_errors=False)
         for entry in result["topics"]:
@@ -168,11 +170,11 @@ def delete_topics(bootstrap_servers: str, topics: list[str], timeout_s: float = 
         admin.close()
 
 
-def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+def end_offsets(kafka: KafkaTarget, topic: str) -> dict[int, int]:
     """The topic's log-end offset per partition, asked of the broker now."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    consumer = KafkaConsumer(**kafka_config(kafka))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]

@@ -35,6 +35,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from events.codec import InvalidEvent, SkippedEvent, decode_for_count
+from events.connections import kafka_config
 from events.redis_client import connect
 from events.settings import Settings
 from projector import metrics
@@ -95,7 +96,7 @@ class Projector:
         self._dead = DeadLetters(settings)
         self._applier = Applier(self.store, self._stop)
         self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **kafka_config(settings),
             group_id=settings.projector_group_id,
             client_id=f"{settings.projector_group_id}-consumer",
             group_instance_id=settings.projector_instance_id,

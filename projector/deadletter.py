@@ -10,6 +10,7 @@ from kafka import KafkaProducer
 
 from events import topics
 from events.codec import InvalidEvent
+from events.connections import kafka_config
 from events.settings import Settings
 from projector import metrics
 
@@ -60,7 +61,7 @@ class DeadLetters:
     def _dlq(self) -> KafkaProducer:
         if self._producer is None:
             self._producer = KafkaProducer(
-                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                **kafka_config(self._settings),
                 client_id=f"{self._settings.projector_group_id}-dlq",
                 acks="all",
                 enable_idempotence=True,

@@ -6,13 +6,15 @@ and on Ctrl-C / SIGTERM (or when either child exits) sends SIGTERM to both and w
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 
-from events.settings import Settings
+from events.logs import exit_if_rejected
+from events.settings import Settings, mask_url
 
 STOP_TIMEOUT = 20.0
 
@@ -33,7 +35,8 @@ def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
 
 def main() -> int:
     """Start both processes and supervise them until told to stop."""
-    settings = Settings.from_env()
+    with exit_if_rejected(logging.getLogger("serve")):
+        settings = Settings.from_env()
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -53,7 +56,7 @@ def main() -> int:
         f"  OpenAPI    {base}/api/v1/openapi.json\n"
         f"  Health     {base}/healthz  {base}/readyz  {base}/metrics\n"
         f"  Projector  metrics on http://127.0.0.1:{settings.projector_metrics_port}/metrics\n"
-        f"  Kafka      {settings.kafka_bootstrap_servers}   Redis {settings.redis_url}\n"
+        f"  Kafka      {settings.kafka_bootstrap_servers}   Redis {mask_url(settings.redis_url)}\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )

@@ -1,0 +1,342 @@
+"""Bounded start-up checks of the Kafka and Redis connections: refuse to run misconfigured.
+
+kafka-python and redis-py both retry a refused connection as if the server were away, so a
+wrong password, an untrusted certificate or a wrong protocol would look like an outage that
+never ends. Each process checks its connections once at start-up, within seconds:
+
+- `Rejected` (a ConfigError): the server is there and refuses this configuration. The
+  process logs one line saying which, and exits non-zero.
+- `KafkaUnavailable` / `RedisUnavailable`: nothing answers (yet). A long-running process
+  goes on and retries as it always did; a one-shot command fails.
+
+Messages name hosts, users, mechanisms and file paths, never a password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import redis
+
+from events.connections import (
+    KafkaTarget,
+    bootstrap_servers,
+    describe_kafka,
+    describe_redis,
+    kafka_config,
+)
+from events.redis_client import connect
+from events.settings import ConfigError, Settings
+from events.topics import KafkaUnavailable, _host_port, check_reachable
+
+KAFKA_CHECK_SECONDS = 8.0
+PROBE_SECONDS = 3.0
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(ConfigError):
+    """A server refused this configuration: credentials, certificate or protocol."""
+
+
+class RedisUnavailable(redis.exceptions.ConnectionError):
+    """Redis did not answer (not a refusal: it may come back)."""
+
+
+# -- TLS and protocol probes ---------------------------------------------------------------
+
+
+def tls_context(
+    cafile: str | None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    password: str | None = None,
+) -> ssl.SSLContext:
+    """A verifying client context, as kafka-python and redis-py build theirs."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cafile:
+        context.load_verify_locations(cafile)
+    else:
+        context.load_default_certs()
+    if certfile:
+        context.load_cert_chain(certfile, keyfile, password)
+    return context
+
+
+def _handshake(address: tuple[str, int], context: ssl.SSLContext) -> None:
+    """One TLS handshake with `address`; raises the ssl/socket error it met."""
+    with (
+        socket.create_connection(address, timeout=PROBE_SECONDS) as raw,
+        context.wrap_socket(raw, server_hostname=address[0]),
+    ):
+        return
+
+
+def speaks_tls(address: tuple[str, int]) -> bool:
+    """Whether `address` completes a TLS handshake (certificate not checked)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        _handshake(address, context)
+    except (OSError, ssl.SSLError):
+        return False
+    return True
+
+
+def _answers(address: tuple[str, int], request: bytes, is_reply: object) -> bool:
+    try:
+        with socket.create_connection(address, timeout=PROBE_SECONDS) as sock:
+            sock.sendall(request)
+            reply = sock.recv(64)
+    except OSError:
+        return False
+    return bool(is_reply(reply))  # type: ignore[operator]
+
+
+def speaks_plain_kafka(address: tuple[str, int]) -> bool:
+    """Whether `address` answers a plaintext Kafka ApiVersions request (v0)."""
+    correlation = 0x50524331
+    client = b"prc-preflight"
+    body = struct.pack(">hhih", 18, 0, correlation, len(client)) + client
+    request = struct.pack(">i", len(body)) + body
+    return _answers(
+        address, request, lambda r: len(r) >= 8 and struct.unpack(">i", r[4:8])[0] == correlation
+    )
+
+
+def speaks_plain_redis(address: tuple[str, int]) -> bool:
+    """Whether `address` answers a plaintext Redis PING (a refusal to unauthenticated counts)."""
+    return _answers(address, b"PING\r\n", lambda r: r[:1] in (b"+", b"-"))
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+# -- Kafka ---------------------------------------------------------------------------------
+
+
+def _first_address(target: KafkaTarget) -> tuple[str, int]:
+    return _host_port(bootstrap_servers(target).split(",")[0])
+
+
+def _check_kafka_tls(settings: Settings, address: tuple[str, int]) -> None:
+    where = f"Kafka at {address[0]}:{address[1]}"
+    protocol = settings.kafka_security_protocol
+    if not settings.kafka_uses_tls:
+        if not speaks_plain_kafka(address) and speaks_tls(address):
+            raise Rejected(
+                f"{where} speaks TLS but KAFKA_SECURITY_PROTOCOL={protocol}: wrong protocol "
+                "(use SSL or SASL_SSL)"
+            )
+        return
+    try:
+        context = tls_context(
+            settings.kafka_ssl_cafile,
+            settings.kafka_ssl_certfile,
+            settings.kafka_ssl_keyfile,
+            settings.kafka_ssl_key_password,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise Rejected(
+            f"cannot load the Kafka TLS files (KAFKA_SSL_CAFILE / KAFKA_SSL_CERTFILE / "
+            f"KAFKA_SSL_KEYFILE): {getattr(exc, 'reason', None) or exc.strerror or exc}"
+        ) from None
+    try:
+        _handshake(address, context)
+    except ssl.SSLCertVerificationError as exc:
+        raise Rejected(
+            f"{where}: untrusted certificate ({exc.verify_message}); KAFKA_SSL_CAFILE="
+            f"{settings.kafka_ssl_cafile or '<system CAs>'} does not vouch for it"
+        ) from None
+    except (OSError, ssl.SSLError) as exc:
+        if speaks_plain_kafka(address):
+            raise Rejected(
+                f"{where} speaks plaintext Kafka but KAFKA_SECURITY_PROTOCOL={protocol}: "
+                "wrong protocol (use PLAINTEXT or SASL_PLAINTEXT)"
+            ) from None
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise Rejected(f"{where}: TLS handshake failed ({reason})") from None
+
+
+class _Captured(logging.Handler):
+    """Keeps kafka-python's warnings during the check (they say why a bootstrap failed)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _kafka_logs_captured() -> Iterator[_Captured]:
+    """kafka-python's own lines go to the check, not the log: the check logs one line."""
+    logger = logging.getLogger("kafka")
+    saved = logger.handlers[:], logger.propagate, logger.level
+    handler = _Captured()
+    logger.handlers, logger.propagate = [handler], False
+    if logger.level in (logging.NOTSET,) or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield handler
+    finally:
+        logger.handlers, logger.propagate, logger.level = saved
+
+
+def _kafka_handshake_reason(settings: Settings, messages: list[str]) -> str | None:
+    """Why the Kafka handshake failed, when kafka-python's messages show a refusal."""
+    text = " ".join(messages)
+    protocol, mechanism = settings.kafka_security_protocol, settings.kafka_sasl_mechanism
+    if "IllegalSaslState" in text:
+        return (
+            f"the listener does not use SASL but KAFKA_SECURITY_PROTOCOL={protocol}: wrong "
+            "protocol (use PLAINTEXT or SSL)"
+        )
+    if "UnsupportedSaslMechanism" in text or "does not support" in text:
+        return f"the broker does not enable KAFKA_SASL_MECHANISM={mechanism}"
+    if not settings.kafka_uses_sasl and ("disconnected" in text or "ConnectionError" in text):
+        return (
+            "the broker closed the connection before answering: its listener requires SASL "
+            f"but KAFKA_SECURITY_PROTOCOL={protocol} (use SASL_PLAINTEXT or SASL_SSL)"
+        )
+    return None
+
+
+def check_kafka(target: KafkaTarget, timeout_s: float = KAFKA_CHECK_SECONDS) -> None:
+    """Connect and authenticate once; raise Rejected or KafkaUnavailable, within ~timeout_s."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError, SaslAuthenticationFailedError
+
+    servers = bootstrap_servers(target)
+    check_reachable(servers, PROBE_SECONDS)
+    if isinstance(target, Settings):
+        _check_kafka_tls(target, _first_address(target))
+    started = time.monotonic()
+    with _kafka_logs_captured() as captured:
+        try:
+            admin = KafkaAdminClient(
+                **kafka_config(target),
+                client_id="prc-preflight",
+                bootstrap_timeout_ms=int(timeout_s * 1000),
+                request_timeout_ms=int(timeout_s * 1000),
+                reconnect_backoff_max_ms=1000,
+            )
+        except SaslAuthenticationFailedError as exc:
+            raise Rejected(
+                f"Kafka at {describe_kafka(target)} rejected the SASL credentials: "
+                f"wrong password or user ({exc})"
+            ) from None
+        except KafkaError as exc:
+            reason = (
+                _kafka_handshake_reason(target, captured.messages)
+                if isinstance(target, Settings)
+                else None
+            )
+            if reason:
+                raise Rejected(f"Kafka at {describe_kafka(target)}: {reason}") from None
+            waited = time.monotonic() - started
+            raise KafkaUnavailable(
+                f"Kafka at {servers} did not complete a handshake in {waited:.0f}s: {exc}"
+            ) from None
+        admin.close()
+
+
+# -- Redis ---------------------------------------------------------------------------------
+
+
+def redis_rejection(exc: BaseException) -> str | None:
+    """Why Redis refuses us, when `exc` is a refusal (credentials, ACL, TLS); else None."""
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return f"rejected the credentials: wrong password or user ({exc})"
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return f"the ACL user may not run the service's commands on its keys ({exc})"
+    cause = _ssl_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            f"untrusted certificate ({cause.verify_message}); REDIS_SSL_CAFILE does not vouch "
+            "for it"
+        )
+    if cause is not None:
+        return f"TLS handshake failed ({cause.reason or cause})"
+    return None
+
+
+def _redis_address(settings: Settings) -> tuple[str, int] | None:
+    parts = urlsplit(settings.redis_url)
+    if parts.scheme == "unix" or not parts.hostname:
+        return None
+    return parts.hostname, parts.port or 6379
+
+
+def check_redis(settings: Settings, client: redis.Redis | None = None) -> None:
+    """PING and touch a key of our prefix; raise Rejected or RedisUnavailable."""
+    own = client is None
+    if client is None:
+        client = connect(settings, timeout=5)
+    where = f"Redis at {describe_redis(settings)}"
+    try:
+        client.ping()
+        client.exists(f"{settings.redis_key_prefix}:preflight")
+    except redis.exceptions.RedisError as exc:
+        reason = redis_rejection(exc)
+        address = _redis_address(settings)
+        if reason is None and address is not None:
+            if settings.redis_uses_tls and speaks_plain_redis(address):
+                reason = "speaks plaintext but REDIS_URL is rediss://: wrong protocol"
+            elif not settings.redis_uses_tls and speaks_tls(address):
+                reason = "speaks TLS but REDIS_URL is redis://: wrong protocol (use rediss://)"
+        if reason is not None:
+            if isinstance(exc, redis.exceptions.AuthenticationError) and address:
+                reason = reason.replace("credentials", f"credentials of {_redis_user(settings)}")
+            raise Rejected(f"{where} {reason}") from None
+        if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            raise RedisUnavailable(f"{where} does not answer: {exc}") from None
+        raise
+    finally:
+        if own:
+            client.close()
+
+
+def _redis_user(settings: Settings) -> str:
+    user = urlsplit(settings.redis_url).username
+    return f"user {user!r}" if user else "the default user"
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def check_services(settings: Settings, *, with_kafka: bool, with_redis: bool) -> None:
+    """Check the connections a process needs; unavailable servers are logged, not fatal."""
+    if with_kafka:
+        try:
+            check_kafka(settings)
+        except KafkaUnavailable as exc:
+            log.warning("kafka not reachable yet; will keep trying", extra={"error": str(exc)})
+    if with_redis:
+        try:
+            check_redis(settings)
+        except RedisUnavailable as exc:
+            log.warning("redis not reachable yet; will keep trying", extra={"error": str(exc)})
+    log.info(
+        "connections checked",
+        extra={
+            "kafka": describe_kafka(settings) if with_kafka else None,
+            "redis": describe_redis(settings) if with_redis else None,
+        },
+    )
