@@ -36,7 +36,7 @@ from events.redis_client import connect
 from events.settings import ConfigError, Settings
 from events.topics import KafkaUnavailable, _host_port, check_reachable
 
-KAFKA_CHECK_SECONDS = 8.0
+KAFKA_CHECK_SECONDS = 7.0
 PROBE_SECONDS = 3.0
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,20 @@ def tls_context(
     return context
 
 
-def _handshake(address: tuple[str, int], context: ssl.SSLContext) -> None:
-    """One TLS handshake with `address`; raises the ssl/socket error it met."""
+def _handshake(address: tuple[str, int], context: ssl.SSLContext, listen: float = 0.0) -> None:
+    """One TLS handshake with `address`; raises the ssl/socket error it met.
+
+    With `listen`, waits that long for an alert after the handshake: under TLS 1.3 a server
+    that wants a client certificate says so only then.
+    """
     with (
         socket.create_connection(address, timeout=PROBE_SECONDS) as raw,
-        context.wrap_socket(raw, server_hostname=address[0]),
+        context.wrap_socket(raw, server_hostname=address[0]) as tls,
     ):
-        return
+        if listen:
+            tls.settimeout(listen)
+            with contextlib.suppress(TimeoutError):
+                tls.recv(1)
 
 
 def speaks_tls(address: tuple[str, int]) -> bool:
@@ -140,7 +147,7 @@ def _check_kafka_tls(settings: Settings, address: tuple[str, int]) -> None:
     if not settings.kafka_uses_tls:
         if not speaks_plain_kafka(address) and speaks_tls(address):
             raise Rejected(
-                f"{where} speaks TLS but KAFKA_SECURITY_PROTOCOL={protocol}: wrong protocol "
+                f"{where}: wrong protocol: it speaks TLS but KAFKA_SECURITY_PROTOCOL={protocol} "
                 "(use SSL or SASL_SSL)"
             )
         return
@@ -157,7 +164,7 @@ def _check_kafka_tls(settings: Settings, address: tuple[str, int]) -> None:
             f"KAFKA_SSL_KEYFILE): {getattr(exc, 'reason', None) or exc.strerror or exc}"
         ) from None
     try:
-        _handshake(address, context)
+        _handshake(address, context, listen=0.0 if settings.kafka_ssl_certfile else 0.3)
     except ssl.SSLCertVerificationError as exc:
         raise Rejected(
             f"{where}: untrusted certificate ({exc.verify_message}); KAFKA_SSL_CAFILE="
@@ -166,10 +173,18 @@ def _check_kafka_tls(settings: Settings, address: tuple[str, int]) -> None:
     except (OSError, ssl.SSLError) as exc:
         if speaks_plain_kafka(address):
             raise Rejected(
-                f"{where} speaks plaintext Kafka but KAFKA_SECURITY_PROTOCOL={protocol}: "
-                "wrong protocol (use PLAINTEXT or SASL_PLAINTEXT)"
+                f"{where}: wrong protocol: it speaks plaintext Kafka but KAFKA_SECURITY_PROTOCOL="
+                f"{protocol} (use PLAINTEXT or SASL_PLAINTEXT)"
             ) from None
         reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        if "CERTIFICATE_REQUIRED" in str(reason) or "BAD_CERTIFICATE" in str(reason):
+            raise Rejected(
+                f"{where}: the broker rejected our client certificate ({reason}): "
+                "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE must hold one signed by a CA it trusts"
+                if settings.kafka_ssl_certfile
+                else f"{where}: the broker requires a client certificate (KAFKA_SSL_CERTFILE "
+                "and KAFKA_SSL_KEYFILE): mutual TLS"
+            ) from None
         raise Rejected(f"{where}: TLS handshake failed ({reason})") from None
 
 
@@ -205,17 +220,27 @@ def _kafka_handshake_reason(settings: Settings, messages: list[str]) -> str | No
     protocol, mechanism = settings.kafka_security_protocol, settings.kafka_sasl_mechanism
     if "IllegalSaslState" in text:
         return (
-            f"the listener does not use SASL but KAFKA_SECURITY_PROTOCOL={protocol}: wrong "
-            "protocol (use PLAINTEXT or SSL)"
+            f"wrong protocol: the listener does not use SASL but KAFKA_SECURITY_PROTOCOL="
+            f"{protocol} (use {'SSL' if settings.kafka_uses_tls else 'PLAINTEXT'})"
         )
-    if "UnsupportedSaslMechanism" in text or "does not support" in text:
+    if "UnsupportedSaslMechanism" in text:
         return f"the broker does not enable KAFKA_SASL_MECHANISM={mechanism}"
-    if not settings.kafka_uses_sasl and ("disconnected" in text or "ConnectionError" in text):
+    if "CERTIFICATE_REQUIRED" in text.upper().replace(" ", "_"):
+        return "the broker requires a client certificate (KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE)"
+    if "disconnected" not in text and "ConnectionError" not in text:
+        return None
+    if settings.kafka_uses_sasl:
+        # A failed SASL authentication: the broker sends its error and closes at once, and
+        # kafka-python reports only the close.
         return (
-            "the broker closed the connection before answering: its listener requires SASL "
-            f"but KAFKA_SECURITY_PROTOCOL={protocol} (use SASL_PLAINTEXT or SASL_SSL)"
+            "wrong password or user: the broker closed the connection during SASL "
+            f"authentication of {settings.kafka_sasl_username!r} ({mechanism})"
         )
-    return None
+    return (
+        "wrong protocol: the broker closed the connection before answering; its listener "
+        f"requires SASL but KAFKA_SECURITY_PROTOCOL={protocol} (use SASL_"
+        f"{'SSL' if settings.kafka_uses_tls else 'PLAINTEXT'})"
+    )
 
 
 def check_kafka(target: KafkaTarget, timeout_s: float = KAFKA_CHECK_SECONDS) -> None:
@@ -239,8 +264,8 @@ def check_kafka(target: KafkaTarget, timeout_s: float = KAFKA_CHECK_SECONDS) -> 
             )
         except SaslAuthenticationFailedError as exc:
             raise Rejected(
-                f"Kafka at {describe_kafka(target)} rejected the SASL credentials: "
-                f"wrong password or user ({exc})"
+                f"Kafka at {describe_kafka(target)}: wrong password or user: the SASL "
+                f"credentials were rejected ({exc})"
             ) from None
         except KafkaError as exc:
             reason = (
@@ -263,9 +288,9 @@ def check_kafka(target: KafkaTarget, timeout_s: float = KAFKA_CHECK_SECONDS) -> 
 def redis_rejection(exc: BaseException) -> str | None:
     """Why Redis refuses us, when `exc` is a refusal (credentials, ACL, TLS); else None."""
     if isinstance(exc, redis.exceptions.AuthenticationError):
-        return f"rejected the credentials: wrong password or user ({exc})"
+        return f"wrong password or user: the credentials were rejected ({exc})"
     if isinstance(exc, redis.exceptions.NoPermissionError):
-        return f"the ACL user may not run the service's commands on its keys ({exc})"
+        return f"the ACL denies the service's commands on its keys and channels ({exc})"
     cause = _ssl_cause(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         return (
@@ -298,13 +323,11 @@ def check_redis(settings: Settings, client: redis.Redis | None = None) -> None:
         address = _redis_address(settings)
         if reason is None and address is not None:
             if settings.redis_uses_tls and speaks_plain_redis(address):
-                reason = "speaks plaintext but REDIS_URL is rediss://: wrong protocol"
+                reason = "wrong protocol: it speaks plaintext but REDIS_URL is rediss://"
             elif not settings.redis_uses_tls and speaks_tls(address):
-                reason = "speaks TLS but REDIS_URL is redis://: wrong protocol (use rediss://)"
+                reason = "wrong protocol: it speaks TLS but REDIS_URL is redis:// (use rediss://)"
         if reason is not None:
-            if isinstance(exc, redis.exceptions.AuthenticationError) and address:
-                reason = reason.replace("credentials", f"credentials of {_redis_user(settings)}")
-            raise Rejected(f"{where} {reason}") from None
+            raise Rejected(f"{where} (as {_redis_user(settings)}): {reason}") from None
         if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
             raise RedisUnavailable(f"{where} does not answer: {exc}") from None
         raise

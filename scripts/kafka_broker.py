@@ -11,9 +11,12 @@ import os
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from events.settings import Settings
 from scripts.servers import HOST, Server, StackError, log, port_open
+from scripts.tls import TlsFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "scripts" / "kafka" / "pom.xml"
@@ -40,6 +43,65 @@ def kafka_libs() -> Path:
     return libs
 
 
+SCRAM = "SCRAM-SHA-512"
+
+
+def _pem_property(path: Path) -> str:
+    """A PEM file as one properties value (Java reads `\\n` as a line break)."""
+    return path.read_text().strip().replace("\n", "\\n")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """A SASL_SSL listener: TLS from `tls`, SCRAM-SHA-512 users created at format time.
+
+    The controller listener stays PLAINTEXT on loopback. `users` maps name to password; the
+    broker's own inter-broker user is `broker` and must be among them.
+    """
+
+    tls: TlsFiles
+    users: dict[str, str] = field(default_factory=dict)
+    client_auth: bool = False  # require a client certificate (mutual TLS) as well
+
+    def properties(self) -> list[str]:
+        """The broker's TLS and SASL settings."""
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="broker" password="{self.users["broker"]}";'
+        )
+        return [
+            f"sasl.enabled.mechanisms={SCRAM}",
+            f"sasl.mechanism.inter.broker.protocol={SCRAM}",
+            f"listener.name.sasl_ssl.{SCRAM.lower()}.sasl.jaas.config={jaas}",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.certificate.chain={_pem_property(self.tls.server_chain)}",
+            f"ssl.keystore.key={_pem_property(self.tls.server_key)}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.certificates={_pem_property(self.tls.ca)}",
+            f"listener.name.sasl_ssl.ssl.client.auth={'required' if self.client_auth else 'none'}",
+        ]
+
+    def format_args(self) -> list[str]:
+        """StorageTool arguments that create the SCRAM users."""
+        args = []
+        for name, password in self.users.items():
+            args += ["--add-scram", f"{SCRAM}=[name={name},password={password}]"]
+        return args
+
+    def client_settings(self, bootstrap: str, user: str) -> Settings:
+        """Settings of a client that connects as `user` (the client certificate included)."""
+        return Settings(
+            kafka_bootstrap_servers=bootstrap,
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_mechanism=SCRAM,
+            kafka_sasl_username=user,
+            kafka_sasl_password=self.users[user],
+            kafka_ssl_cafile=str(self.tls.ca),
+            kafka_ssl_certfile=str(self.tls.client_chain) if self.client_auth else None,
+            kafka_ssl_keyfile=str(self.tls.client_key) if self.client_auth else None,
+        )
+
+
 class KafkaBroker(Server):
     """A single-node Kafka (broker and controller, KRaft) from the cached Maven jars."""
 
@@ -53,18 +115,26 @@ class KafkaBroker(Server):
         controller_port: int,
         partitions: int = 6,
         heap: str = "768m",
+        security: KafkaSecurity | None = None,
     ) -> None:
         super().__init__(home)
         self.port, self.controller_port = port, controller_port
         self.partitions, self.heap = partitions, heap
+        self.security = security
 
     @property
     def bootstrap_servers(self) -> str:
         """host:port for clients."""
         return f"{HOST}:{self.port}"
 
+    @property
+    def listener(self) -> str:
+        """The client listener's name, which is also its security protocol."""
+        return "PLAINTEXT" if self.security is None else "SASL_SSL"
+
     def _config(self) -> Path:
         listen, control = f"{HOST}:{self.port}", f"{HOST}:{self.controller_port}"
+        name = self.listener
         props = self.home / "server.properties"
         props.write_text(
             "\n".join(
@@ -72,11 +142,12 @@ class KafkaBroker(Server):
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.bootstrap.servers={control}",
-                    f"listeners=PLAINTEXT://{listen},CONTROLLER://{control}",
-                    f"advertised.listeners=PLAINTEXT://{listen}",
+                    f"listeners={name}://{listen},CONTROLLER://{control}",
+                    f"advertised.listeners={name}://{listen}",
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"inter.broker.listener.name={name}",
+                    f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{name}:{name}",
+                    *(self.security.properties() if self.security else []),
                     f"log.dirs={self.home / 'data'}",
                     f"num.partitions={self.partitions}",
                     "offsets.topic.replication.factor=1",
@@ -108,11 +179,16 @@ class KafkaBroker(Server):
         """Whether the broker serves metadata requests now."""
         from kafka import KafkaAdminClient
 
+        from events.connections import kafka_config
+
         if not port_open(self.port):
             return False  # kafka-python 3.0.12 leaks the socket of a refused connection
 
+        target: Settings | str = self.bootstrap_servers
+        if self.security is not None:
+            target = self.security.client_settings(self.bootstrap_servers, "broker")
         admin = KafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers,
+            **kafka_config(target),
             request_timeout_ms=5000,
             client_id="stack-readiness",
         )
@@ -143,7 +219,8 @@ class KafkaBroker(Server):
             log("formatting Kafka storage")
             subprocess.run(
                 [*jvm, "kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22],
-                 "-c", str(props), "--standalone", "-g"],
+                 "-c", str(props), "--standalone", "-g",
+                 *(self.security.format_args() if self.security else [])],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
