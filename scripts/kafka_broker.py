@@ -136,6 +136,7 @@ class KafkaBroker(Server):
         listen, control = f"{HOST}:{self.port}", f"{HOST}:{self.controller_port}"
         name = self.listener
         props = self.home / "server.properties"
+        props.touch(mode=0o600)  # a secured broker's file holds its SCRAM password
         props.write_text(
             "\n".join(
                 [

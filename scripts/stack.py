@@ -9,6 +9,13 @@ drills also run on private ports).
 
     python -m scripts.stack start|stop|status
     python -m scripts.stack run -- CMD...  # start what is missing, run CMD, stop what it started
+    python -m scripts.stack env            # the client settings of the stack, as VAR=value lines
+
+With `STACK_SECURE=1` the stack is secured as production clusters are: Kafka listens with
+SASL_SSL (SCRAM-SHA-512 user `prc`), Redis with TLS only and an ACL user `prc` that may only
+touch the keys and channels of REDIS_KEY_PREFIX; certificates (a private CA) and passwords
+are made into the state folder, and the client settings point at them (`*_FILE` variants).
+Its servers keep their state apart from the plaintext stack's.
 """
 
 from __future__ import annotations
@@ -21,9 +28,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from events.settings import Settings
 from scripts.asyncapi_spec import schema_path as asyncapi_schema_path
-from scripts.kafka_broker import KafkaBroker, kafka_libs
-from scripts.servers import HOST, RedisServer, Server, StackError, apt_install, log, port_open
+from scripts.kafka_broker import SCRAM, KafkaBroker, KafkaSecurity, kafka_libs
+from scripts.servers import (
+    HOST,
+    RedisSecurity,
+    RedisServer,
+    Server,
+    StackError,
+    apt_install,
+    log,
+    port_open,
+    service_acl,
+)
 
 __all__ = ["StackError", "apt_install", "kafka_libs", "log"]
 
@@ -35,6 +53,8 @@ REDIS_PORT = int(os.environ.get("STACK_REDIS_PORT", "6379"))
 PARTITIONS = int(os.environ.get("STACK_TOPIC_PARTITIONS", "6"))
 TOPIC = os.environ.get("RECORD_EVENTS_TOPIC", "record-events")
 KAFKA_HEAP = os.environ.get("STACK_KAFKA_HEAP", "768m")
+SECURE = os.environ.get("STACK_SECURE", "").lower() in ("1", "true", "yes")
+SERVICE_USER = "prc"
 
 
 @dataclass(frozen=True)
@@ -50,14 +70,83 @@ def info() -> StackInfo:
     return StackInfo(f"{HOST}:{KAFKA_PORT}", f"redis://{HOST}:{REDIS_PORT}/0")
 
 
+def _secure_home() -> Path:
+    return STATE / "secure"
+
+
+def kafka_security() -> KafkaSecurity:
+    """The secured broker's TLS files and SCRAM users (made on first use)."""
+    from scripts.tls import secret, tls_files
+
+    home = _secure_home()
+    users = {name: secret(home / "secrets", f"kafka-{name}") for name in ("broker", SERVICE_USER)}
+    return KafkaSecurity(tls_files(home / "tls"), users)
+
+
+def redis_security() -> RedisSecurity:
+    """The secured Redis's TLS files, admin password and the service's ACL user."""
+    from scripts.tls import secret, tls_files
+
+    home = _secure_home()
+    prefix = os.environ.get("REDIS_KEY_PREFIX") or Settings().redis_key_prefix
+    user = (secret(home / "secrets", f"redis-{SERVICE_USER}"), service_acl(prefix))
+    admin = secret(home / "secrets", "redis-default")
+    return RedisSecurity(tls_files(home / "tls"), admin, {SERVICE_USER: user})
+
+
 def redis_server() -> RedisServer:
-    """The stack's Redis (state under `STATE/redis`)."""
+    """The stack's Redis (state under `STATE/redis`, or `STATE/secure/redis` when secured)."""
+    if SECURE:
+        return RedisServer(_secure_home() / "redis", REDIS_PORT, security=redis_security())
     return RedisServer(STATE / "redis", REDIS_PORT)
 
 
 def kafka_broker() -> KafkaBroker:
-    """The stack's Kafka broker (state under `STATE/kafka`)."""
+    """The stack's Kafka broker (state under `STATE/kafka`, or `STATE/secure/kafka`)."""
+    if SECURE:
+        return KafkaBroker(
+            _secure_home() / "kafka",
+            KAFKA_PORT,
+            CONTROLLER_PORT,
+            PARTITIONS,
+            KAFKA_HEAP,
+            security=kafka_security(),
+        )
     return KafkaBroker(STATE / "kafka", KAFKA_PORT, CONTROLLER_PORT, PARTITIONS, KAFKA_HEAP)
+
+
+def client_env(kafka: bool = True, redis: bool = True) -> dict[str, str]:
+    """The environment that points the service's processes at this stack."""
+    env: dict[str, str] = {}
+    if kafka:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = info().kafka_bootstrap_servers
+    if redis and not SECURE:
+        env["REDIS_URL"] = info().redis_url
+    if not SECURE:
+        return env
+    from scripts.tls import write_private
+
+    home = _secure_home()
+    ca = str(home / "tls" / "ca.pem")
+    if kafka:
+        kafka_security()  # the files exist from here on
+        env.update(
+            KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+            KAFKA_SASL_MECHANISM=SCRAM,
+            KAFKA_SASL_USERNAME=SERVICE_USER,
+            KAFKA_SASL_PASSWORD_FILE=str(home / "secrets" / f"kafka-{SERVICE_USER}"),
+            KAFKA_SSL_CAFILE=ca,
+        )
+    if redis:
+        url = redis_server().url_for(SERVICE_USER)
+        env["REDIS_URL_FILE"] = str(write_private(home / "secrets" / "redis-url", url.encode()))
+        env["REDIS_SSL_CAFILE"] = ca
+    return env
+
+
+def client_settings() -> Settings:
+    """Settings of a client of this stack (for its own topic set-up)."""
+    return Settings.from_env(client_env())
 
 
 def _server(name: str) -> Server:
@@ -100,7 +189,8 @@ def ensure_topics() -> None:
     """Create the record-events topic and its DLQ (retention forever)."""
     from events.topics import ensure_topics as create
 
-    create(f"{HOST}:{KAFKA_PORT}", TOPIC, partitions=PARTITIONS)
+    target = client_settings() if SECURE else f"{HOST}:{KAFKA_PORT}"
+    create(target, TOPIC, partitions=PARTITIONS)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -115,7 +205,8 @@ def ensure_started() -> StackInfo:
 def start() -> list[str]:
     """Start Redis and Kafka as needed (honouring REDIS_URL / KAFKA_BOOTSTRAP_SERVERS)."""
     started = []
-    if not os.environ.get("REDIS_URL") and start_redis():
+    external_redis = os.environ.get("REDIS_URL") or os.environ.get("REDIS_URL_FILE")
+    if not external_redis and start_redis():
         started.append("redis")
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         if start_kafka():
@@ -149,12 +240,14 @@ def _run_child(cmd: list[str], env: dict[str, str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m scripts.stack", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "run", "test-deps"])
+    parser.add_argument("command", choices=["start", "stop", "status", "run", "env", "test-deps"])
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    if args.command == "start":
-        start()
-        print(info())
+    if args.command in ("start", "env"):
+        if args.command == "start":
+            start()
+        for name, value in client_env().items():
+            print(f"{name}={value}")
     elif args.command == "stop":
         stop()
     elif args.command == "test-deps":
@@ -171,8 +264,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("run needs a command after --")
         started = start()
         env = dict(os.environ)
-        env.setdefault("KAFKA_BOOTSTRAP_SERVERS", info().kafka_bootstrap_servers)
-        env.setdefault("REDIS_URL", info().redis_url)
+        ours = client_env(
+            kafka="KAFKA_BOOTSTRAP_SERVERS" not in env,
+            redis=not ({"REDIS_URL", "REDIS_URL_FILE"} & set(env)),
+        )
+        env.update({name: value for name, value in ours.items() if name not in env})
         try:
             return _run_child(cmd, env)
         finally:
