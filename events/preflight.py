@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import ssl
-import struct
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -32,12 +30,21 @@ from events.connections import (
     describe_redis,
     kafka_config,
 )
+from events.probes import (
+    handshake,
+    speaks_plain_kafka,
+    speaks_plain_redis,
+    speaks_tls,
+    ssl_cause,
+    ssl_reason,
+    tls_context,
+)
 from events.redis_client import connect
 from events.settings import ConfigError, Settings
-from events.topics import KafkaUnavailable, _host_port, check_reachable
+from events.topics import KafkaUnavailable, check_reachable, host_port
 
-KAFKA_CHECK_SECONDS = 7.0
-PROBE_SECONDS = 3.0
+KAFKA_CHECK_SECONDS = 5.0  # a healthy broker answers in well under a second
+REACH_SECONDS = 3.0
 
 log = logging.getLogger(__name__)
 
@@ -50,95 +57,11 @@ class RedisUnavailable(redis.exceptions.ConnectionError):
     """Redis did not answer (not a refusal: it may come back)."""
 
 
-# -- TLS and protocol probes ---------------------------------------------------------------
-
-
-def tls_context(
-    cafile: str | None,
-    certfile: str | None = None,
-    keyfile: str | None = None,
-    password: str | None = None,
-) -> ssl.SSLContext:
-    """A verifying client context, as kafka-python and redis-py build theirs."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if cafile:
-        context.load_verify_locations(cafile)
-    else:
-        context.load_default_certs()
-    if certfile:
-        context.load_cert_chain(certfile, keyfile, password)
-    return context
-
-
-def _handshake(address: tuple[str, int], context: ssl.SSLContext, listen: float = 0.0) -> None:
-    """One TLS handshake with `address`; raises the ssl/socket error it met.
-
-    With `listen`, waits that long for an alert after the handshake: under TLS 1.3 a server
-    that wants a client certificate says so only then.
-    """
-    with (
-        socket.create_connection(address, timeout=PROBE_SECONDS) as raw,
-        context.wrap_socket(raw, server_hostname=address[0]) as tls,
-    ):
-        if listen:
-            tls.settimeout(listen)
-            with contextlib.suppress(TimeoutError):
-                tls.recv(1)
-
-
-def speaks_tls(address: tuple[str, int]) -> bool:
-    """Whether `address` completes a TLS handshake (certificate not checked)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        _handshake(address, context)
-    except (OSError, ssl.SSLError):
-        return False
-    return True
-
-
-def _answers(address: tuple[str, int], request: bytes, is_reply: object) -> bool:
-    try:
-        with socket.create_connection(address, timeout=PROBE_SECONDS) as sock:
-            sock.sendall(request)
-            reply = sock.recv(64)
-    except OSError:
-        return False
-    return bool(is_reply(reply))  # type: ignore[operator]
-
-
-def speaks_plain_kafka(address: tuple[str, int]) -> bool:
-    """Whether `address` answers a plaintext Kafka ApiVersions request (v0)."""
-    correlation = 0x50524331
-    client = b"prc-preflight"
-    body = struct.pack(">hhih", 18, 0, correlation, len(client)) + client
-    request = struct.pack(">i", len(body)) + body
-    return _answers(
-        address, request, lambda r: len(r) >= 8 and struct.unpack(">i", r[4:8])[0] == correlation
-    )
-
-
-def speaks_plain_redis(address: tuple[str, int]) -> bool:
-    """Whether `address` answers a plaintext Redis PING (a refusal to unauthenticated counts)."""
-    return _answers(address, b"PING\r\n", lambda r: r[:1] in (b"+", b"-"))
-
-
-def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 # -- Kafka ---------------------------------------------------------------------------------
 
 
 def _first_address(target: KafkaTarget) -> tuple[str, int]:
-    return _host_port(bootstrap_servers(target).split(",")[0])
+    return host_port(bootstrap_servers(target).split(",")[0])
 
 
 def _check_kafka_tls(settings: Settings, address: tuple[str, int]) -> None:
@@ -161,22 +84,24 @@ def _check_kafka_tls(settings: Settings, address: tuple[str, int]) -> None:
     except (OSError, ssl.SSLError) as exc:
         raise Rejected(
             f"cannot load the Kafka TLS files (KAFKA_SSL_CAFILE / KAFKA_SSL_CERTFILE / "
-            f"KAFKA_SSL_KEYFILE): {getattr(exc, 'reason', None) or exc.strerror or exc}"
+            f"KAFKA_SSL_KEYFILE): {ssl_reason(exc)}"
         ) from None
     try:
-        _handshake(address, context, listen=0.0 if settings.kafka_ssl_certfile else 0.3)
+        handshake(address, context, listen=0.0 if settings.kafka_ssl_certfile else 0.3)
     except ssl.SSLCertVerificationError as exc:
         raise Rejected(
-            f"{where}: untrusted certificate ({exc.verify_message}); KAFKA_SSL_CAFILE="
+            f"{where}: untrusted certificate ({ssl_reason(exc)}); KAFKA_SSL_CAFILE="
             f"{settings.kafka_ssl_cafile or '<system CAs>'} does not vouch for it"
         ) from None
-    except (OSError, ssl.SSLError) as exc:
+    except OSError as exc:  # ssl.SSLError is one
         if speaks_plain_kafka(address):
             raise Rejected(
                 f"{where}: wrong protocol: it speaks plaintext Kafka but KAFKA_SECURITY_PROTOCOL="
                 f"{protocol} (use PLAINTEXT or SASL_PLAINTEXT)"
             ) from None
-        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        if not isinstance(exc, ssl.SSLError):  # refused, reset, timed out: not a verdict
+            raise KafkaUnavailable(f"{where}: no TLS handshake ({ssl_reason(exc)})") from None
+        reason = ssl_reason(exc)
         if "CERTIFICATE_REQUIRED" in str(reason) or "BAD_CERTIFICATE" in str(reason):
             raise Rejected(
                 f"{where}: the broker rejected our client certificate ({reason}): "
@@ -214,7 +139,7 @@ def _kafka_logs_captured() -> Iterator[_Captured]:
         logger.handlers, logger.propagate, logger.level = saved
 
 
-def _kafka_handshake_reason(settings: Settings, messages: list[str]) -> str | None:
+def kafka_refusal(settings: Settings, messages: list[str]) -> str | None:
     """Why the Kafka handshake failed, when kafka-python's messages show a refusal."""
     text = " ".join(messages)
     protocol, mechanism = settings.kafka_security_protocol, settings.kafka_sasl_mechanism
@@ -249,7 +174,7 @@ def check_kafka(target: KafkaTarget, timeout_s: float = KAFKA_CHECK_SECONDS) -> 
     from kafka.errors import KafkaError, SaslAuthenticationFailedError
 
     servers = bootstrap_servers(target)
-    check_reachable(servers, PROBE_SECONDS)
+    check_reachable(servers, REACH_SECONDS)
     if isinstance(target, Settings):
         _check_kafka_tls(target, _first_address(target))
     started = time.monotonic()
@@ -269,9 +194,7 @@ def check_kafka(target: KafkaTarget, timeout_s: float = KAFKA_CHECK_SECONDS) -> 
             ) from None
         except KafkaError as exc:
             reason = (
-                _kafka_handshake_reason(target, captured.messages)
-                if isinstance(target, Settings)
-                else None
+                kafka_refusal(target, captured.messages) if isinstance(target, Settings) else None
             )
             if reason:
                 raise Rejected(f"Kafka at {describe_kafka(target)}: {reason}") from None
@@ -291,14 +214,13 @@ def redis_rejection(exc: BaseException) -> str | None:
         return f"wrong password or user: the credentials were rejected ({exc})"
     if isinstance(exc, redis.exceptions.NoPermissionError):
         return f"the ACL denies the service's commands on its keys and channels ({exc})"
-    cause = _ssl_cause(exc)
+    cause = ssl_cause(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         return (
-            f"untrusted certificate ({cause.verify_message}); REDIS_SSL_CAFILE does not vouch "
-            "for it"
+            f"untrusted certificate ({ssl_reason(cause)}); REDIS_SSL_CAFILE does not vouch for it"
         )
     if cause is not None:
-        return f"TLS handshake failed ({cause.reason or cause})"
+        return f"TLS handshake failed ({ssl_reason(cause)})"
     return None
 
 

@@ -49,7 +49,8 @@ def dlq_topic(settings: Settings) -> str:
     return dlq_topic_for(settings.record_events_topic)
 
 
-def _host_port(address: str) -> tuple[str, int]:
+def host_port(address: str) -> tuple[str, int]:
+    """(host, port) of one bootstrap address; port 9092 when none is given."""
     host, sep, port = address.strip().rpartition(":")
     if not sep or not port.isdigit():  # no port given: Kafka's default
         return address.strip().strip("[]"), 9092
@@ -65,7 +66,7 @@ def check_reachable(servers: str, timeout_s: float = 3.0) -> None:
     errors = []
     for address in servers.split(","):
         try:
-            socket.create_connection(_host_port(address), timeout=timeout_s).close()
+            socket.create_connection(host_port(address), timeout=timeout_s).close()
             return
         except OSError as exc:
             errors.append(f"{address.strip()}: {exc.strerror or exc}")
