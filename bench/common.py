@@ -15,7 +15,8 @@ from events.topics import delete_topics, ensure_topics
 def bench_settings(name: str, partitions: int = 6) -> Settings:
     """Settings on the real services (env, else the local stack) with a fresh topic/prefix."""
     env = Settings.from_env()
-    if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("REDIS_URL")):
+    redis_given = os.environ.get("REDIS_URL") or os.environ.get("REDIS_URL_FILE")
+    if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and redis_given):
         from scripts import stack
 
         info = stack.ensure_started()
@@ -23,7 +24,7 @@ def bench_settings(name: str, partitions: int = 6) -> Settings:
             env,
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
             or info.kafka_bootstrap_servers,
-            redis_url=os.environ.get("REDIS_URL") or info.redis_url,
+            redis_url=env.redis_url if redis_given else info.redis_url,
         )
     tag = f"{name}-{uuid.uuid4().hex[:8]}"
     settings = replace(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from events.settings import Settings
+from events.settings import FILE_VARIANTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -100,8 +100,11 @@ class Proc:
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The process environment with `settings` on top."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(settings.to_env())
-    env.update(extra)
+    values = settings.to_env() | extra
+    for name in FILE_VARIANTS:  # a secret given by value replaces the file it came from
+        if name in values:
+            env.pop(f"{name}_FILE", None)
+    env.update(values)
     return env
 
 

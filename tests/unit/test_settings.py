@@ -255,3 +255,12 @@ def test_every_setting_and_secret_file_is_in_the_readme() -> None:
     names = [f.name.upper() for f in fields(Settings)]
     names += [f"{name}_FILE" for name in FILE_VARIANTS]
     assert [name for name in names if f"`{name}" not in readme] == []
+
+
+def test_a_child_gets_secrets_by_value_not_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scripts.harness import child_env
+
+    monkeypatch.setenv("API_TOKEN_FILE", "/run/secrets/token")
+    env = child_env(Settings.from_env({"API_TOKEN": "t"}))
+    assert env["API_TOKEN"] == "t" and "API_TOKEN_FILE" not in env
+    assert Settings.from_env(env).api_token == "t"
