@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from api.middleware import BASE_PATH
-from events.connections import redis_client
+from events.redis_client import connect
 from events.topics import end_offsets, ensure_topics
 from scripts.harness import ROOT, Proc, free_port, log_dir, wait_until
 from scripts.tls import other_ca
@@ -146,7 +146,7 @@ def test_projector_api_stream_and_produce_run_over_secured_connections(
 def test_the_service_user_may_only_touch_its_own_keys_and_channels(
     secured: SecuredStack,
 ) -> None:
-    client = redis_client(secured.settings())
+    client = connect(secured.settings())
     try:
         client.set(f"{secured.prefix}:acl-probe", "1")
         assert client.get(f"{secured.prefix}:acl-probe") == b"1"
