@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import redis
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
@@ -16,7 +17,9 @@ from events.redis_client import UNAVAILABLE
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
-REDIS_UNAVAILABLE = UNAVAILABLE  # Redis down, restarting, failing over: 503 + Retry-After
+# Redis down, restarting, failing over, or refusing our ACL user (a deployment fault, not the
+# client's): 503 + Retry-After.
+REDIS_UNAVAILABLE = (*UNAVAILABLE, redis.exceptions.NoPermissionError)
 _SERVICE_STATUS: dict[type[ServiceError], int] = {SnapshotNotFound: 404, RangeConflict: 409}
 # webargs location -> (what the detail calls it, the field name of errors about the whole of it)
 _LOCATIONS = {"json": ("request body", "body"), "query": ("query string", "query")}
