@@ -14,16 +14,19 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-## Start Kafka + Redis (unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set), the projector
-## and the API in the foreground; Ctrl-C stops all of it.
+## Start Kafka + Redis (unless KAFKA_BOOTSTRAP_SERVERS / REDIS_URL are set; a Redis Cluster
+## with STACK_REDIS_CLUSTER_NODES=3), the projector and the API in the foreground; Ctrl-C
+## stops all of it.
 run: venv
 	$(PY) -m scripts.stack run -- $(PY) -m scripts.serve
 
-## Start what the tests need, run the whole suite, stop what was started.
+## Start what the tests need, run the whole suite on a single Redis, then the Redis tests again
+## on a 3-master Redis Cluster (scripts/suite.py; TEST_PASSES=single|cluster picks one), stop
+## what was started.
 test: venv
 	$(PY) -m scripts.stack test-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m scripts.stack run -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m scripts.suite $(PYTEST_ARGS)
 
 ## The long reliability drills (the soak runs SOAK_SECONDS, default 600); docs/reliability.md.
 drills: venv

@@ -46,14 +46,13 @@ from typing import Any
 
 import gevent
 import gevent.socket
-import redis
 
 from bench.common import bench_settings, cleanup, machine, table
 from bench.cpu import CpuMeter, quietly
 from bench.pg import PgServer, load_records
 from events.connections import describe_kafka, describe_redis
 from events.produce import Plan, Summary, produce
-from events.redis_client import connect
+from events.redis_client import Client, connect
 from events.schema import format_utc
 from events.settings import Settings
 from events.topics import end_offsets
@@ -377,7 +376,7 @@ def check(label: str, queries: Sequence[Query], got: Sequence[int], want: Sequen
         raise SystemExit(f"COUNT MISMATCH: {len(bad)} of {len(queries)} ranges\n{lines}")
 
 
-def our_pids(api: Proc, projector: Proc, client: redis.Redis, pg: PgServer) -> dict[str, int]:
+def our_pids(api: Proc, projector: Proc, client: Client, pg: PgServer) -> dict[str, int]:
     """The process trees that belong to this run (the API's workers one by one)."""
     children = Path(f"/proc/{api.pid}/task/{api.pid}/children").read_text().split()
     pids = {f"API worker {i + 1}": int(pid) for i, pid in enumerate(children)}
@@ -493,7 +492,7 @@ def measure(
     args: argparse.Namespace,
     settings: Settings,
     pg: PgServer,
-    client: redis.Redis,
+    client: Client,
     oracle: Oracle,
     plan: Plan,
     procs: list[Proc],

@@ -10,6 +10,7 @@ from dataclasses import replace
 from events.redis_client import connect
 from events.settings import Settings
 from events.topics import delete_topics, ensure_topics
+from scripts.harness import delete_matching
 
 
 def bench_settings(name: str, partitions: int = 6) -> Settings:
@@ -25,6 +26,7 @@ def bench_settings(name: str, partitions: int = 6) -> Settings:
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
             or info.kafka_bootstrap_servers,
             redis_url=env.redis_url if redis_given else info.redis_url,
+            redis_cluster=env.redis_cluster if redis_given else info.redis_cluster,
         )
     tag = f"{name}-{uuid.uuid4().hex[:8]}"
     settings = replace(
@@ -48,14 +50,7 @@ def cleanup(settings: Settings) -> None:
 def cleanup_prefix(settings: Settings) -> None:
     """Remove the Redis keys under the settings' prefix."""
     client = connect(settings)
-    batch = []
-    for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
+    delete_matching(client, f"{settings.redis_key_prefix}:*")
     client.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,9 +13,13 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from redis.cluster import RedisCluster
 
 from events.settings import FILE_VARIANTS, Settings
+from scripts.redis_cluster import bus_port
+from scripts.servers import port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -44,6 +49,34 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_cluster_ports(nodes: int) -> int:
+    """The first of `nodes` consecutive loopback ports that, with their cluster bus ports,
+    nothing listens on now: for a stack cluster (`STACK_REDIS_CLUSTER_PORT`) of a test's own.
+    Drawn below the kernel's ephemeral range (32768..), where connections do not land."""
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(21000, 22700 - nodes)
+        ports = range(first, first + nodes)
+        if not any(port_open(p) or port_open(bus_port(p)) for p in ports):
+            return first
+    raise RuntimeError(f"no {nodes} free consecutive ports found")
+
+
+def delete_matching(client: Any, pattern: str) -> int:
+    """UNLINK every key matching `pattern` (on every primary of a cluster); how many."""
+    scan = {"target_nodes": RedisCluster.PRIMARIES} if isinstance(client, RedisCluster) else {}
+    batch: list[bytes] = []
+    deleted = 0
+    for key in client.scan_iter(match=pattern, count=5000, **scan):
+        batch.append(key)
+        if len(batch) >= 5000:
+            deleted += client.unlink(*batch)  # a cluster client splits it by slot
+            batch.clear()
+    if batch:
+        deleted += client.unlink(*batch)
+    return deleted
 
 
 class Proc:

@@ -279,18 +279,14 @@ class RedisServer(Server):
         """Where the AOF lives."""
         return self.home / "data"
 
-    def start(self) -> bool:
-        """Start unless it runs (same data on a restart); True when this call started it."""
-        if self.pid():
-            return False
-        self._check_ports(self.port)
-        try:
-            binary = apt_install("redis-server", "redis-server")
-        except StackError as error:
-            raise StackError(f"{error}, or set REDIS_URL to a Redis you run") from None
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        conf = self.home / "redis.conf"
-        conf.write_text(
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port this server listens on."""
+        return (self.port,)
+
+    def config(self) -> str:
+        """The text of its redis.conf."""
+        return (
             f"bind {HOST}\nport {self.port}\nprotected-mode yes\ndaemonize no\n"
             f"dir {self.data_dir}\nappendonly yes\nappendfsync {self.appendfsync}\n"
             'save ""\n'
@@ -298,6 +294,19 @@ class RedisServer(Server):
             "hash-max-listpack-entries 512\n"
             "maxclients 10000\n" + (self.security.config(self.port) if self.security else "")
         )
+
+    def start(self) -> bool:
+        """Start unless it runs (same data on a restart); True when this call started it."""
+        if self.pid():
+            return False
+        self._check_ports(*self.ports)
+        try:
+            binary = apt_install("redis-server", "redis-server")
+        except StackError as error:
+            raise StackError(f"{error}, or set REDIS_URL to a Redis you run") from None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.home / "redis.conf"
+        conf.write_text(self.config())
         if self.security:
             conf.chmod(0o600)  # it holds the passwords
         logfile = self.home / "redis.log"

@@ -4,8 +4,12 @@ Kafka's jars come from Maven Central through `scripts/kafka/pom.xml` into a cach
 that outlives clones (`~/.cache/prc`); the storage is formatted once; Redis is Debian's
 `redis-server`, installed with apt-get when missing. Every process is started in its own
 session with its pid recorded under the state folder, and stopped by that pid. The servers
-themselves are `scripts/servers.py` and `scripts/kafka_broker.py` (which the reliability
-drills also run on private ports).
+themselves are `scripts/servers.py`, `scripts/redis_cluster.py` and `scripts/kafka_broker.py`
+(which the reliability drills also run on private ports).
+
+`STACK_REDIS_CLUSTER_NODES=3` (or more) runs a Redis Cluster of that many masters on
+`STACK_REDIS_CLUSTER_PORT`.. instead of the single Redis; `run` then hands its child
+`REDIS_URL` (the seed node) and `REDIS_CLUSTER=true`.
 
     python -m scripts.stack start|stop|status
     python -m scripts.stack run -- CMD...  # start what is missing, run CMD, stop what it started
@@ -31,11 +35,11 @@ from pathlib import Path
 from events.settings import Settings
 from scripts.asyncapi_spec import schema_path as asyncapi_schema_path
 from scripts.kafka_broker import SCRAM, KafkaBroker, KafkaSecurity, kafka_libs
+from scripts.redis_cluster import MIN_MASTERS, RedisClusterServer
 from scripts.servers import (
     HOST,
     RedisSecurity,
     RedisServer,
-    Server,
     StackError,
     apt_install,
     log,
@@ -50,6 +54,11 @@ STATE = Path(os.environ.get("PRC_STATE_DIR", ROOT / ".state"))
 KAFKA_PORT = int(os.environ.get("STACK_KAFKA_PORT", "9092"))
 CONTROLLER_PORT = int(os.environ.get("STACK_KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
 REDIS_PORT = int(os.environ.get("STACK_REDIS_PORT", "6379"))
+# 0: the single Redis; N >= 3: a Redis Cluster of N masters on ports CLUSTER_PORT.. (and each
+# node's cluster bus 10000 above, or below when that is past 65535).
+CLUSTER_NODES = int(os.environ.get("STACK_REDIS_CLUSTER_NODES", "0"))
+CLUSTER_PORT = int(os.environ.get("STACK_REDIS_CLUSTER_PORT", "7001"))
+CLUSTER_STATE = STATE / "redis-cluster"
 PARTITIONS = int(os.environ.get("STACK_TOPIC_PARTITIONS", "6"))
 TOPIC = os.environ.get("RECORD_EVENTS_TOPIC", "record-events")
 KAFKA_HEAP = os.environ.get("STACK_KAFKA_HEAP", "768m")
@@ -63,11 +72,15 @@ class StackInfo:
 
     kafka_bootstrap_servers: str
     redis_url: str
+    redis_cluster: bool = False
 
 
-def info() -> StackInfo:
-    """The addresses of the local stack."""
-    return StackInfo(f"{HOST}:{KAFKA_PORT}", f"redis://{HOST}:{REDIS_PORT}/0")
+def info(cluster_nodes: int = CLUSTER_NODES) -> StackInfo:
+    """The addresses of the local stack (with `cluster_nodes`, its Redis Cluster's seed)."""
+    kafka = f"{HOST}:{KAFKA_PORT}"
+    if cluster_nodes:
+        return StackInfo(kafka, redis_cluster(cluster_nodes).url, redis_cluster=True)
+    return StackInfo(kafka, f"redis://{HOST}:{REDIS_PORT}/0")
 
 
 def _secure_home() -> Path:
@@ -101,6 +114,29 @@ def redis_server() -> RedisServer:
     return RedisServer(STATE / "redis", REDIS_PORT)
 
 
+def _cluster_ports_on_disk() -> list[int]:
+    """The ports of the cluster nodes that have a folder under CLUSTER_STATE."""
+    return sorted(int(d.name) for d in CLUSTER_STATE.glob("*") if d.name.isdigit())
+
+
+def redis_cluster(nodes: int | None = None) -> RedisClusterServer:
+    """The stack's Redis Cluster of `nodes` masters (state under `STATE/redis-cluster`); by
+    default the one on disk, else `STACK_REDIS_CLUSTER_NODES` of them."""
+    made = _cluster_ports_on_disk()
+    if nodes is None and made:
+        return RedisClusterServer(CLUSTER_STATE, made)
+    count = CLUSTER_NODES if nodes is None else nodes
+    if count < MIN_MASTERS:
+        raise StackError(
+            f"STACK_REDIS_CLUSTER_NODES must be 0 (a single Redis) or >= {MIN_MASTERS}, got {count}"
+        )
+    if SECURE:
+        raise StackError(
+            "the local Redis Cluster is plaintext only: STACK_SECURE=1 runs a single Redis"
+        )
+    return RedisClusterServer(CLUSTER_STATE, range(CLUSTER_PORT, CLUSTER_PORT + count))
+
+
 def kafka_broker() -> KafkaBroker:
     """The stack's Kafka broker (state under `STATE/kafka`, or `STATE/secure/kafka`)."""
     if SECURE:
@@ -115,13 +151,18 @@ def kafka_broker() -> KafkaBroker:
     return KafkaBroker(STATE / "kafka", KAFKA_PORT, CONTROLLER_PORT, PARTITIONS, KAFKA_HEAP)
 
 
-def client_env(kafka: bool = True, redis: bool = True) -> dict[str, str]:
-    """The environment that points the service's processes at this stack."""
+def client_env(
+    kafka: bool = True, redis: bool = True, cluster_nodes: int = CLUSTER_NODES
+) -> dict[str, str]:
+    """The environment that points the service's processes at this stack (its Redis
+    Cluster of `cluster_nodes` masters, if any)."""
     env: dict[str, str] = {}
     if kafka:
         env["KAFKA_BOOTSTRAP_SERVERS"] = info().kafka_bootstrap_servers
     if redis and not SECURE:
-        env["REDIS_URL"] = info().redis_url
+        ours = info(cluster_nodes)
+        env["REDIS_URL"] = ours.redis_url
+        env["REDIS_CLUSTER"] = "true" if ours.redis_cluster else "false"
     if not SECURE:
         return env
     from scripts.tls import write_private
@@ -149,13 +190,28 @@ def client_settings() -> Settings:
     return Settings.from_env(client_env())
 
 
-def _server(name: str) -> Server:
-    return redis_server() if name == "redis" else kafka_broker()
+def child_env(cluster_nodes: int = CLUSTER_NODES) -> dict[str, str]:
+    """The environment of `run`'s child: ours, with this stack's servers for those it does
+    not name; when the Redis is the stack's, REDIS_CLUSTER says which kind it is."""
+    env = dict(os.environ)
+    ours = client_env(
+        kafka="KAFKA_BOOTSTRAP_SERVERS" not in env,
+        redis=not ({"REDIS_URL", "REDIS_URL_FILE"} & set(env)),
+        cluster_nodes=cluster_nodes,
+    )
+    env.update({k: v for k, v in ours.items() if k not in env or k == "REDIS_CLUSTER"})
+    return env
+
+
+SERVICES = ("kafka", "redis", "redis-cluster")
 
 
 def running_pid(name: str) -> int | None:
-    """The pid of our running `name` service, or None."""
-    return _server(name).pid()
+    """The pid of our running `name` service (a cluster's first running node), or None."""
+    if name == "redis-cluster":
+        pids = redis_cluster().pids().values() if _cluster_ports_on_disk() else []
+        return next((pid for pid in pids if pid), None)
+    return (redis_server() if name == "redis" else kafka_broker()).pid()
 
 
 def start_redis() -> bool:
@@ -169,6 +225,19 @@ def start_redis() -> bool:
             "REDIS_URL to use it, or STACK_REDIS_PORT to run ours elsewhere"
         )
     return server.start()
+
+
+def start_redis_cluster(nodes: int = CLUSTER_NODES) -> bool:
+    """Start (creating it on the first start) the Redis Cluster of `nodes` masters unless it
+    runs and is ok; True when this call started any node."""
+    cluster = redis_cluster(nodes)
+    try:
+        return cluster.start()
+    except StackError as error:
+        raise StackError(
+            f"{error}; set REDIS_URL (and REDIS_CLUSTER=true) to use a cluster you run, or "
+            "STACK_REDIS_CLUSTER_PORT to run ours elsewhere"
+        ) from None
 
 
 def start_kafka() -> bool:
@@ -196,18 +265,22 @@ def ensure_topics() -> None:
 # -- commands ----------------------------------------------------------------------------
 
 
-def ensure_started() -> StackInfo:
+def ensure_started(cluster_nodes: int = CLUSTER_NODES) -> StackInfo:
     """Start whatever is not running yet; return the addresses."""
-    start()
-    return info()
+    start(cluster_nodes)
+    return info(cluster_nodes)
 
 
-def start() -> list[str]:
-    """Start Redis and Kafka as needed (honouring REDIS_URL / KAFKA_BOOTSTRAP_SERVERS)."""
+def start(cluster_nodes: int = CLUSTER_NODES, redis: bool = True) -> list[str]:
+    """Start Redis (a cluster of `cluster_nodes` masters, or the single one; none unless
+    `redis`) and Kafka as needed (honouring REDIS_URL / KAFKA_BOOTSTRAP_SERVERS)."""
     started = []
     external_redis = os.environ.get("REDIS_URL") or os.environ.get("REDIS_URL_FILE")
-    if not external_redis and start_redis():
-        started.append("redis")
+    if redis and not external_redis:
+        if cluster_nodes and start_redis_cluster(cluster_nodes):
+            started.append("redis-cluster")
+        elif not cluster_nodes and start_redis():
+            started.append("redis")
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         if start_kafka():
             started.append("kafka")
@@ -218,16 +291,20 @@ def start() -> list[str]:
 def stop(names: list[str] | None = None) -> None:
     """Stop our services by pid (Kafka first, so it can flush while Redis still runs)."""
     # An empty list stops nothing: `run` passes what it started, often nothing at all.
-    for name in ["kafka", "redis"] if names is None else names:
-        _server(name).stop()
+    for name in SERVICES if names is None else names:
+        if name == "redis-cluster":
+            if _cluster_ports_on_disk():
+                redis_cluster().stop()
+        else:
+            (redis_server() if name == "redis" else kafka_broker()).stop()
 
 
 def status() -> dict[str, int | None]:
     """Which of our services run, by pid."""
-    return {name: running_pid(name) for name in ("kafka", "redis")}
+    return {name: running_pid(name) for name in SERVICES}
 
 
-def _run_child(cmd: list[str], env: dict[str, str]) -> int:
+def run_child(cmd: list[str], env: dict[str, str]) -> int:
     """Run cmd to its end; Ctrl-C reaches it directly, SIGTERM is passed on to it."""
     proc = subprocess.Popen(cmd, env=env)
     # The terminal's SIGINT goes to the whole process group, child included: wait for the
@@ -258,21 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         for name, pid in status().items():
             print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
+        if _cluster_ports_on_disk():
+            for port, pid in redis_cluster().pids().items():
+                print(f"  node {HOST}:{port}: {'running, pid ' + str(pid) if pid else 'stopped'}")
     else:
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not cmd:
             parser.error("run needs a command after --")
         started = start()
-        env = dict(os.environ)
-        ours = client_env(
-            kafka="KAFKA_BOOTSTRAP_SERVERS" not in env,
-            redis=not ({"REDIS_URL", "REDIS_URL_FILE"} & set(env)),
-        )
-        env.update({name: value for name, value in ours.items() if name not in env})
         try:
-            return _run_child(cmd, env)
+            return run_child(cmd, child_env())
         finally:
-            stop([name for name in ("kafka", "redis") if name in started])
+            stop([name for name in SERVICES if name in started])
     return 0
 
 

@@ -3,6 +3,10 @@
 Where the servers come from, in order: `KAFKA_BOOTSTRAP_SERVERS` / `REDIS_URL` when set;
 testcontainers when a Docker engine answers; otherwise the local stack (`scripts/stack.py`),
 started here if it is not running. Integration tests never skip for want of a service.
+
+`REDIS_CLUSTER=true` (make test's cluster pass, `scripts/suite.py`) makes the session's Redis a
+Redis Cluster: `REDIS_URL` names one of its nodes, or the local stack's cluster is used. The
+`redis_client` and `settings` fixtures then speak cluster.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import pytest
-import redis
 
+from events.redis_client import Client, connect
 from events.settings import Settings
+from scripts.harness import delete_matching
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class Services:
 
     kafka_bootstrap_servers: str
     redis_url: str
+    redis_cluster: bool = False
 
 
 def _docker_answers() -> bool:
@@ -43,10 +49,11 @@ def services() -> Iterator[Services]:
     """The session's Kafka and Redis: from env, testcontainers, or the local stack."""
     kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     redis_env = os.environ.get("REDIS_URL")
+    cluster = Settings.from_env().redis_cluster
     if kafka_env and redis_env:
-        yield Services(kafka_env, redis_env)
+        yield Services(kafka_env, redis_env, cluster)
         return
-    if _docker_answers():
+    if not cluster and _docker_answers():
         from testcontainers.kafka import KafkaContainer
         from testcontainers.redis import RedisContainer
 
@@ -58,9 +65,10 @@ def services() -> Iterator[Services]:
             )
         return
     from scripts import stack
+    from scripts.redis_cluster import MIN_MASTERS
 
-    info = stack.ensure_started()
-    yield Services(kafka_env or info.kafka_bootstrap_servers, redis_env or info.redis_url)
+    info = stack.ensure_started(max(stack.CLUSTER_NODES, MIN_MASTERS) if cluster else 0)
+    yield Services(kafka_env or info.kafka_bootstrap_servers, redis_env or info.redis_url, cluster)
 
 
 @pytest.fixture
@@ -70,12 +78,12 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-def redis_client(services: Services, key_prefix: str) -> Iterator[redis.Redis]:
-    """A client of the real Redis; the test's keys (by prefix) are removed afterwards."""
-    client = redis.Redis.from_url(services.redis_url)
+def redis_client(settings: Settings) -> Iterator[Client]:
+    """A client of the real Redis (a RedisCluster in cluster mode); the test's keys (by
+    prefix, on every primary) are removed afterwards."""
+    client = connect(settings, timeout=30)
     yield client
-    for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
-        client.delete(key)
+    delete_matching(client, f"{settings.redis_key_prefix}:*")
     client.close()
 
 
@@ -91,6 +99,7 @@ def settings_for(services: Services, key_prefix: str, topic_name: str) -> Settin
         Settings.from_env({}),
         kafka_bootstrap_servers=services.kafka_bootstrap_servers,
         redis_url=services.redis_url,
+        redis_cluster=services.redis_cluster,
         record_events_topic=topic_name,
         redis_key_prefix=key_prefix,
         projector_group_id=f"{topic_name}-projector",

@@ -17,17 +17,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
 from api.middleware import BASE_PATH
 from events.publisher import Publisher
+from events.redis_client import Client, connect
 from events.schema import MAX_EPOCH, RecordCreated, format_utc, parse_instant
 from events.settings import Settings
 from events.topics import delete_topics, dlq_topic_for, ensure_topics
 from projector import keys
+from scripts.harness import delete_matching
 from tests import contract
 from tests.conftest import Services
 from tests.integration.projection import oracle_count, running_projector, wait_projected
@@ -45,7 +46,7 @@ class World:
     """Settings of the module's topic/prefix, the events published, a publisher, a projector."""
 
     settings: Settings
-    client: redis.Redis
+    client: Client
     seconds: dict[str, list[int]]
     publisher: Publisher
 
@@ -88,13 +89,14 @@ def world(services: Services) -> Iterator[World]:
         Settings.from_env({}),
         kafka_bootstrap_servers=services.kafka_bootstrap_servers,
         redis_url=services.redis_url,
+        redis_cluster=services.redis_cluster,
         record_events_topic=f"record-events-api-{tag}",
         redis_key_prefix=f"tapi{tag}",
         projector_group_id=f"api-{tag}-projector",
         projector_metrics_port=0,
     )
     ensure_topics(settings.kafka_bootstrap_servers, settings.record_events_topic, partitions=3)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings, timeout=30)
     try:
         with (
             Publisher(settings.kafka_bootstrap_servers, settings.record_events_topic) as publisher,
@@ -110,8 +112,7 @@ def world(services: Services) -> Iterator[World]:
             wait_projected(settings, client)
             yield world
     finally:
-        for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=1000):
-            client.delete(key)
+        delete_matching(client, f"{settings.redis_key_prefix}:*")
         client.close()
         topic = settings.record_events_topic
         delete_topics(settings.kafka_bootstrap_servers, [topic, dlq_topic_for(topic)])
@@ -121,8 +122,7 @@ def world(services: Services) -> Iterator[World]:
 def app(world: World) -> Iterator[Flask]:
     """A fresh app on the module's projection, with no snapshots yet."""
     prefix = world.settings.redis_key_prefix
-    for key in world.client.scan_iter(match=f"{keys.snapshots_key(prefix)}*", count=1000):
-        world.client.delete(key)
+    delete_matching(world.client, f"{keys.snapshots_key(prefix)}*")
     app = create_app(world.settings)
     yield app
     app.extensions["period-record-counts"].redis.close()
