@@ -19,7 +19,7 @@ from redis.cluster import RedisCluster
 
 from events.settings import FILE_VARIANTS, Settings
 from scripts.redis_cluster import bus_port
-from scripts.servers import port_open
+from scripts.servers import ports_taken
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -59,7 +59,7 @@ def free_cluster_ports(nodes: int) -> int:
     for _ in range(200):
         first = rng.randrange(21000, 22700 - nodes)
         ports = range(first, first + nodes)
-        if not any(port_open(p) or port_open(bus_port(p)) for p in ports):
+        if not ports_taken([*ports, *map(bus_port, ports)], wait=0):
             return first
     raise RuntimeError(f"no {nodes} free consecutive ports found")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
-from scripts.servers import HOST, RedisServer, StackError, log, port_open
+from scripts.servers import HOST, RedisServer, StackError, log, ports_taken
 
 SLOTS = 16384
 MIN_MASTERS = 3  # what `redis-cli --cluster create` accepts (a lone node reports fail anyway)
@@ -183,17 +183,22 @@ class RedisClusterServer:
         """Start every node that is not running, create the cluster on its first start, wait
         until it is ok. True when this call started any node."""
         stopped = [node for node in self.nodes.values() if not node.pid()]
-        taken = [port for node in stopped for port in node.ports if port_open(port)]
+        taken = ports_taken(port for node in stopped for port in node.ports)
         if taken:
             raise StackError(
-                f"ports {', '.join(map(str, taken))} are taken by something we did not start; "
+                f"port(s) {', '.join(map(str, taken))} taken by something we did not start; "
                 "choose other ports for the Redis Cluster"
             )
-        for node in stopped:
-            node.start()
-        if self._fresh():
-            self._create()
-        self.wait_ok(timeout)
+        try:
+            for node in stopped:
+                node.start()
+            if self._fresh():
+                self._create()
+            self.wait_ok(timeout)
+        except BaseException:
+            for node in stopped:  # leave nothing running that the caller does not know of
+                node.stop()
+            raise
         log(f"redis cluster ok on {HOST}:{','.join(map(str, self.ports))}")
         return bool(stopped)
 

@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +41,29 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((HOST, port)) == 0
+
+
+def _bindable(port: int) -> bool:
+    """Whether a server could listen on loopback `port` now: no listener on it, and no
+    connection's local end either (a port of the ephemeral range may be one)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as redis-server does
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def ports_taken(ports: Iterable[int], wait: float = 10.0) -> list[int]:
+    """Which of `ports` a server of ours cannot listen on: a listener's are taken at once; one
+    held by a connection's local end is taken if it is still held after `wait` seconds."""
+    held = [port for port in ports if not _bindable(port)]
+    deadline = time.monotonic() + wait
+    while held and not any(port_open(port) for port in held) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        held = [port for port in held if not _bindable(port)]
+    return held
 
 
 def apt_install(binary: str, package: str) -> str:
@@ -199,9 +222,10 @@ class Server:
         raise StackError(f"{self.name} not ready after {timeout:.0f}s ({last}); see {logfile}")
 
     def _check_ports(self, *ports: int) -> None:
-        for port in ports:
-            if port_open(port):
-                raise StackError(f"port {port} is taken by something we did not start")
+        taken = ports_taken(ports)
+        if taken:
+            listed = ", ".join(map(str, taken))
+            raise StackError(f"port(s) {listed} taken by something we did not start")
 
 
 def service_acl(prefix: str) -> str:

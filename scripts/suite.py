@@ -30,6 +30,7 @@ from scripts.servers import log
 PASSES = ("single", "cluster")
 CLUSTER_MARKS = "not drill and not own_redis"
 INTERRUPTED = 2  # pytest's exit code after Ctrl-C
+SERVERS_FAILED = 3  # a pass whose servers did not start (pytest's own "internal error" code)
 
 
 def passes_wanted(raw: str | None) -> list[str]:
@@ -47,6 +48,18 @@ def cluster_args(args: list[str]) -> list[str]:
     return ["-m", CLUSTER_MARKS, *(args if names_paths else ["tests/integration", *args])]
 
 
+def _pass_env(name: str, nodes: int, cluster_url: str | None, started: list[str]) -> dict[str, str]:
+    """Start what pass `name` needs (appending to `started`); the environment of its pytest."""
+    if name == "single":
+        started += stack.start(cluster_nodes=0)  # Kafka, and the single Redis unless REDIS_URL
+        return dict(stack.child_env(cluster_nodes=0), REDIS_CLUSTER="false")
+    started += stack.start(redis=False)  # Kafka; the stack's cluster unless one is named
+    if not cluster_url and stack.start_redis_cluster(nodes):
+        started.append("redis-cluster")
+    url = cluster_url or stack.info(cluster_nodes=nodes).redis_url
+    return dict(stack.child_env(cluster_nodes=0), REDIS_URL=url, REDIS_CLUSTER="true")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start what the passes need, run them, stop what was started; the first failure's code."""
     args = sys.argv[1:] if argv is None else argv
@@ -57,22 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     results: list[tuple[str, int, float]] = []
     try:
         for name in wanted:
-            if name == "single":
-                started += stack.start(cluster_nodes=0)  # the single Redis unless REDIS_URL
-                env = dict(stack.child_env(cluster_nodes=0), REDIS_CLUSTER="false")
-                pytest_args = args
-            else:
-                # Kafka as for the other pass; the stack's cluster unless one is named.
-                started += stack.start(redis=False)
-                if not cluster_url and stack.start_redis_cluster(nodes):
-                    started.append("redis-cluster")
-                url = cluster_url or stack.info(cluster_nodes=nodes).redis_url
-                env = dict(
-                    stack.child_env(cluster_nodes=0),
-                    REDIS_URL=url,
-                    REDIS_CLUSTER="true",
-                )
-                pytest_args = cluster_args(args)
+            try:
+                env = _pass_env(name, nodes, cluster_url, started)
+            except stack.StackError as error:  # the other pass's results still count
+                log(f"{name} pass: its servers did not start: {error}")
+                results.append((name, SERVERS_FAILED, 0.0))
+                continue
+            pytest_args = args if name == "single" else cluster_args(args)
             log(f"{name} pass: pytest {' '.join(pytest_args)} on Redis {env['REDIS_URL']}")
             began = time.monotonic()
             code = stack.run_child([sys.executable, "-m", "pytest", *pytest_args], env)
