@@ -23,8 +23,9 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.middleware import BASE_PATH
+from events.redis_client import connect
 from events.settings import Settings
-from scripts.harness import free_port, start_api
+from scripts.harness import delete_matching, free_port, start_api
 from tests.conftest import Services, settings_for
 
 ID = "{id}"  # replaced by the id of a snapshot that exists
@@ -422,7 +423,7 @@ def wire_api(services: Services) -> Iterator[tuple[tuple[str, int], redis.Redis,
     """The real server (gunicorn, `python -m api`) on its own prefix, with a snapshot in Redis."""
     prefix = f"t{uuid.uuid4().hex[:12]}"
     settings = replace(settings_for(services, prefix, "record-events-unused"), port=free_port())
-    client = redis.Redis.from_url(services.redis_url)
+    client = connect(settings, timeout=30)
     proc = start_api(settings)
     try:
         address = ("127.0.0.1", settings.port)
@@ -433,8 +434,7 @@ def wire_api(services: Services) -> Iterator[tuple[tuple[str, int], redis.Redis,
         yield address, client, prefix, created.json()["id"]
     finally:
         proc.stop()
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
+        delete_matching(client, f"{prefix}:*")
         client.close()
 
 

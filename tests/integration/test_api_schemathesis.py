@@ -28,6 +28,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from api import create_app
 from api.bounds import parse_bound
 from events.settings import Settings
+from scripts.harness import delete_matching
 
 load_all_checks()
 EVERY_CHECK = frozenset(CHECKS.get_all_names())
@@ -109,8 +110,7 @@ def test_api_workflows_conform_to_its_document(redis_client: redis.Redis, key_pr
     class Workflows(schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
             """Each scenario starts with no snapshots, so a replayed one meets what it met."""
-            for key in redis_client.scan_iter(match=f"{key_prefix}:*", count=1000):
-                redis_client.delete(key)
+            delete_matching(redis_client, f"{key_prefix}:*")
 
     Workflows.run(
         settings=settings(
