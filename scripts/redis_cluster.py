@@ -185,10 +185,8 @@ class RedisClusterServer:
         stopped = [node for node in self.nodes.values() if not node.pid()]
         taken = ports_taken(port for node in stopped for port in node.ports)
         if taken:
-            raise StackError(
-                f"port(s) {', '.join(map(str, taken))} taken by something we did not start; "
-                "choose other ports for the Redis Cluster"
-            )
+            listed = ", ".join(map(str, taken))
+            raise StackError(f"port(s) {listed} taken by something we did not start")
         try:
             for node in stopped:
                 node.start()

@@ -55,13 +55,16 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def ports_taken(ports: Iterable[int], wait: float = 10.0) -> list[int]:
+def ports_taken(ports: Iterable[int], wait: float = 65.0) -> list[int]:
     """Which of `ports` a server of ours cannot listen on: a listener's are taken at once; one
-    held by a connection's local end is taken if it is still held after `wait` seconds."""
+    held by a connection's local end is taken if it is still held after `wait` seconds (the
+    default outlasts Linux's 60 s TIME_WAIT of a closed connection)."""
     held = [port for port in ports if not _bindable(port)]
+    if held and not any(port_open(port) for port in held) and wait > 0:
+        log(f"port(s) {', '.join(map(str, held))} held by a connection; waiting up to {wait:.0f}s")
     deadline = time.monotonic() + wait
     while held and not any(port_open(port) for port in held) and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.5)
         held = [port for port in held if not _bindable(port)]
     return held
 
