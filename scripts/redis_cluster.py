@@ -141,7 +141,7 @@ class RedisClusterServer:
         appendfsync: str = "everysec",
     ) -> None:
         self.home = Path(home)
-        self.replicas = replicas
+        self.replicas_per_master = replicas
         if replicas < 0 or len(ports) % (1 + replicas):
             raise StackError(
                 f"{len(ports)} ports cannot hold masters with {replicas} replicas each"
@@ -166,7 +166,7 @@ class RedisClusterServer:
         """A seed node's redis:// URL, clients discover the other nodes from it: the first
         node's, or while that one is down the first running node's."""
         running = self._running()
-        return f"redis://{HOST}:{(running[0] if running else self.nodes[self.ports[0]]).port}/0"
+        return f"redis://{HOST}:{running[0].port if running else self.ports[0]}/0"
 
     def node(self, port: int) -> ClusterNode:
         """The node on `port`."""
@@ -252,7 +252,7 @@ class RedisClusterServer:
         master = next((view.id for view in views if view.port == port), None)
         return sorted(v.port for v in views if v.is_replica and v.master_id == master)
 
-    def replica_ports(self) -> list[int]:
+    def replicas(self) -> list[int]:
         """Ports of the live replicas."""
         return sorted(view.port for view in self.view() if view.is_replica)
 
@@ -288,10 +288,11 @@ class RedisClusterServer:
         cli = shutil.which("redis-cli")
         if cli is None:
             raise StackError("redis-cli is missing (Debian's redis-tools, beside redis-server)")
-        masters = len(self.nodes) // (1 + self.replicas)
-        log(f"creating a redis cluster: {masters} masters, {self.replicas} replica(s) each")
+        replicas = self.replicas_per_master
+        masters = len(self.nodes) // (1 + replicas)
+        log(f"creating a redis cluster: {masters} masters, {replicas} replica(s) each")
         argv = [cli, "--cluster", "create", *(f"{HOST}:{port}" for port in self.nodes)]
-        argv += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+        argv += ["--cluster-replicas", str(replicas), "--cluster-yes"]
         logfile = self.home / "create.log"
         with open(logfile, "wb") as out:
             done = subprocess.run(

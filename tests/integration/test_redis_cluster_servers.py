@@ -86,7 +86,7 @@ def test_a_clean_restart_reuses_nodes_conf_and_data(private_cluster: Make) -> No
 
 def test_a_killed_master_fails_over_to_its_replica(private_cluster: Make) -> None:
     cluster = private_cluster(masters=3, replicas=1)
-    assert len(cluster.primaries()) == 3 and len(cluster.replica_ports()) == 3
+    assert len(cluster.primaries()) == 3 and len(cluster.replicas()) == 3
     write_keys(cluster)
     victim = cluster.owner(KEYS[0])
     [replica] = cluster.replicas_of(victim)
