@@ -22,7 +22,9 @@ from scripts.harness import Proc, delete_matching, free_port
 from scripts.redis_cluster import RedisClusterServer
 from scripts.servers import RedisServer
 
-OWN_REDIS = ("private_redis", "private_cluster")
+# Fixtures that start a Redis of the test's own: a private redis-server, a private cluster,
+# the secured stack of test_secured_connections.py (TLS and ACLs on a single Redis).
+OWN_REDIS = ("private_redis", "private_cluster", "secured")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
