@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.cluster import RedisCluster
-
+from events.redis_client import is_cluster
 from projector import keys, scripts
 from projector.routing import call
 from projector.store import CounterStore
@@ -78,7 +77,7 @@ class SnapshotStore:
     def __init__(self, client: Any, counters: CounterStore) -> None:
         self._redis = client
         self._counters = counters
-        self._cluster = isinstance(client, RedisCluster)
+        self._cluster = is_cluster(client)
         prefix = counters.prefix
         self._prefix = prefix
         self._records = keys.snapshots_key(prefix)

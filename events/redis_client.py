@@ -11,11 +11,13 @@ keys) to the node owning its slot.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from events.settings import Settings
@@ -33,6 +35,53 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
 )
+
+
+class LazyCluster:
+    """A `RedisCluster` built on first use, and built again on the next use if that failed.
+
+    redis-py's constructor asks the seed node for the slot map at once and raises when no node
+    answers. A process started while the cluster is away must behave as during any outage
+    (the API answers 503, the projector retries), so the failure is raised where the client
+    is used, as the ConnectionError a single Redis would raise. Everything else is the
+    cluster client's (`cluster`)."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self._url, self._options = url, options
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> RedisCluster:
+        """The cluster client; ConnectionError while no node of the cluster answers."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = RedisCluster.from_url(self._url, **self._options)
+                    except RedisClusterException as error:
+                        raise redis.exceptions.ConnectionError(
+                            f"no Redis Cluster node answers: {error}"
+                        ) from error
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cluster, name)
+
+    def close(self) -> None:
+        """Close the cluster client's connections (if it was ever built)."""
+        if self._client is not None:
+            self._client.close()
+
+
+def is_cluster(client: Any) -> bool:
+    """Whether `client` speaks to a Redis Cluster."""
+    return isinstance(client, RedisCluster | LazyCluster)
+
+
+def cluster_client(client: Any) -> RedisCluster:
+    """The `RedisCluster` behind a cluster client (building it if need be)."""
+    return client.cluster if isinstance(client, LazyCluster) else client
 
 
 def connect(
@@ -66,7 +115,7 @@ def connect(
                 connection_pool_class=redis.BlockingConnectionPool,
                 timeout=timeout,
             )
-        return RedisCluster.from_url(settings.redis_url, retry=retry, **options)
+        return LazyCluster(settings.redis_url, retry=retry, **options)
     if max_connections is None:
         return redis.Redis.from_url(settings.redis_url, retry=retry, **options)
     pool = redis.BlockingConnectionPool.from_url(

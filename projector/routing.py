@@ -20,7 +20,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError
 
-from events.redis_client import UNAVAILABLE
+from events.redis_client import UNAVAILABLE, cluster_client, is_cluster
 from projector.scripts import ALL
 
 Command = tuple[Any, ...]
@@ -38,6 +38,10 @@ def routing_key(command: Command) -> Any:
 def call(client: Any, *command: Any) -> Any:
     """One command (a script call, typically) on whichever client: redis-py routes it on a
     cluster; the scripts are loaded (on every primary) and it is sent again on NOSCRIPT."""
+    if is_cluster(client):
+        # Straight to the node of its first key: redis-py's own routing would ask a node
+        # for EVALSHA_RO's keys first (COMMAND GETKEYS), two more round trips.
+        return execute(client, [command])[0]
     try:
         return client.execute_command(*command)
     except NoScriptError:
@@ -50,8 +54,9 @@ def execute(client: Any, commands: Sequence[Command]) -> list[Any]:
     """Send `commands`; their replies in order. Redis errors are raised (the first one)."""
     if not commands:
         return []
-    if not isinstance(client, RedisCluster):
+    if not is_cluster(client):
         return _on_node(client, list(commands))
+    client = cluster_client(client)
     for attempt in range(ATTEMPTS):
         groups: dict[str, tuple[Any, list[int]]] = {}
         for i, command in enumerate(commands):

@@ -26,8 +26,7 @@ from functools import lru_cache
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
-from redis.cluster import RedisCluster
-
+from events.redis_client import is_cluster
 from projector import keys, scripts
 from projector.buckets import DAY, MAX_SECOND, check_range
 from projector.routing import call, execute
@@ -245,7 +244,7 @@ class CounterStore:
 
     def _position_keys(self) -> list[str]:
         """The positions records: one on a single Redis, one per primary of a cluster."""
-        if not isinstance(self._redis, RedisCluster):
+        if not is_cluster(self._redis):
             return [self._positions_key]
         cache = self._redis.nodes_manager.slots_cache
         if self._slot_map is not cache:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from redis.cluster import RedisCluster
 
+from events.redis_client import is_cluster
 from events.settings import FILE_VARIANTS, Settings
 from scripts.redis_cluster import bus_port
 from scripts.servers import ports_taken
@@ -66,7 +67,7 @@ def free_cluster_ports(nodes: int) -> int:
 
 def delete_matching(client: Any, pattern: str) -> int:
     """UNLINK every key matching `pattern` (on every primary of a cluster); how many."""
-    scan = {"target_nodes": RedisCluster.PRIMARIES} if isinstance(client, RedisCluster) else {}
+    scan = {"target_nodes": RedisCluster.PRIMARIES} if is_cluster(client) else {}
     batch: list[bytes] = []
     deleted = 0
     for key in client.scan_iter(match=pattern, count=5000, **scan):

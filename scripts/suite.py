@@ -3,7 +3,8 @@
 - pass `single`: every test (unit and integration) on Kafka and a single Redis;
 - pass `cluster`: the integration tests again with `REDIS_CLUSTER=true` on a Redis Cluster of
   3 masters, less the tests that run Redis servers of their own (marker `own_redis`: the
-  drills that kill and restart a private redis-server, the tests of the cluster servers).
+  drills that kill and restart a private redis-server, the tests of the cluster servers)
+  and those that cut a relay in front of one Redis (marker `single_redis`).
 
 Both passes run, whatever the first one gives; the durations and exit codes are printed at the
 end, and the exit code is the first failing pass's (pytest's 5, "no tests collected", too).
@@ -28,7 +29,7 @@ from scripts.redis_cluster import MIN_MASTERS
 from scripts.servers import log
 
 PASSES = ("single", "cluster")
-CLUSTER_MARKS = "not drill and not own_redis"
+CLUSTER_MARKS = "not drill and not own_redis and not single_redis"
 INTERRUPTED = 2  # pytest's exit code after Ctrl-C
 SERVERS_FAILED = 3  # a pass whose servers did not start (pytest's own "internal error" code)
 

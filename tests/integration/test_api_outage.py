@@ -127,6 +127,7 @@ def test_hung_redis_is_503_within_the_socket_timeout(settings: Settings) -> None
         assert_unavailable(client, "GET", "/readyz")
 
 
+@pytest.mark.single_redis
 def test_recovers_by_itself_when_redis_comes_back(settings: Settings, relay: Relay) -> None:
     app = app_via(settings, relay.port)
     client = app.test_client()

@@ -144,6 +144,7 @@ def test_new_stream_without_redis_is_503(settings: Settings) -> None:
         app.extensions["sse-fanout"].hub.stop()
 
 
+@pytest.mark.single_redis
 def test_open_stream_survives_an_outage_and_catches_up(settings: Settings, topics: str) -> None:
     """Redis goes away: the stream stays open (keep-alives), new ones get 503; then it resumes."""
     url = urlparse(settings.redis_url)
