@@ -16,7 +16,8 @@ from events.logs import configure_logging
 from events.preflight import RedisUnavailable, check_redis
 from events.redis_client import connect
 from events.settings import Settings
-from projector.store import CounterStore
+from projector.live import LiveCounters, LiveGeneration
+from projector.registry import GenerationRegistry
 
 # A Redis outage must turn into a quick 503, not a request hanging on reconnect backoff.
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -81,14 +82,13 @@ def register_logging(settings: Settings) -> None:
 def register_extensions(app: Flask, settings: Settings, redis_client: redis.Redis | None) -> None:
     """One Redis client, the stores and the service for this app; the OpenAPI machinery."""
     client = redis_client if redis_client is not None else connect_redis(settings)
-    counters = CounterStore(
-        client,
-        settings.redis_key_prefix,
-        settings.record_events_topic,
-        settings.dedup_window_seconds,
-    )
+    prefix = settings.redis_key_prefix
+    # One idea of the live generation per process, shared with the streams (api/stream.py).
+    live = LiveGeneration(client, prefix)
+    counters = LiveCounters(client, prefix, settings.record_events_topic, live)
     snapshots = SnapshotStore(client, counters)
-    service = CountService(counters, snapshots, settings.count_grace_seconds)
+    registry = GenerationRegistry(client, prefix, settings.dedup_window_seconds)
+    service = CountService(counters, snapshots, registry, settings.count_grace_seconds)
     app.extensions[EXTENSION] = Components(settings, client, counters, snapshots, service)
     app.extensions["rest-api"] = Api(app)
     # Timing first: a request the guard turns away is still measured.

@@ -1,11 +1,12 @@
 """One Redis pub/sub subscription per worker process, fanned out to that worker's live streams.
 
 Streams of one (org, start, end) share a `Watch`: a change notice that touches the org and
-overlaps the range (or a caught_up_at that can make it complete) marks the watch stale and
-wakes its streams; the first stream to look recounts, the others reuse that reading. The
-subscription lives in a background thread (a greenlet under gunicorn's gevent worker),
-started by the first stream, and reconnects with backoff; after any (re)subscription every
-watch is marked stale, because notices sent while it was away are lost.
+overlaps the range (or a caught_up_at that can make it complete, or a switch to another
+generation) marks the watch stale and wakes its streams; the first stream to look recounts,
+the others reuse that reading. The subscription lives in a background thread (a greenlet
+under gunicorn's gevent worker), started by the first stream, and reconnects with backoff;
+after any (re)subscription every watch is marked stale, because notices sent while it was
+away are lost.
 """
 
 from __future__ import annotations
@@ -146,9 +147,11 @@ class Hub:
         counter: Counter,
         grace_seconds: int,
         max_streams: int,
+        on_generation: Callable[[int], None] | None = None,
     ) -> None:
         self.channel = channel
         self.counter = counter
+        self._on_generation = on_generation
         self._client = client
         self._grace = grace_seconds
         self._max = max_streams
@@ -300,6 +303,14 @@ class Hub:
             log.warning("ignoring a malformed change notice", extra={"error": str(error)})
             return
         touched: list[Watch] = []
+        if change.generation is not None:
+            # A switch: every count may differ in the new generation. Learn it, recount all.
+            if self._on_generation is not None:
+                self._on_generation(change.generation)
+            with self._lock:
+                touched = list(self._watches.values())
+            self._wake(touched)
+            return
         with self._lock:
             for org_id, (low, high) in change.orgs.items():
                 for watch in self._by_org.get(org_id, ()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from flask import Response
@@ -39,7 +40,8 @@ class Ready(MethodView):
     @blp.errors(503)
     @blp.doc(operationId="readiness")
     def get(self) -> dict[str, object] | Response:
-        """Redis answers; reports how far the projection has got; 503 without Redis.
+        """Redis answers; reports how far the projection has got, the live generation and a
+        rebuild's progress; 503 without Redis.
 
         When Redis refuses the service (credentials, ACL, TLS) the 503 says so."""
         try:
@@ -58,6 +60,8 @@ class Ready(MethodView):
             "status": "ready",
             "caught_up_at": ready.caught_up_at,
             "lag_seconds": ready.lag_seconds,
+            "generation": ready.generation,
+            "rebuild": None if ready.rebuild is None else dataclasses.asdict(ready.rebuild),
         }
 
 

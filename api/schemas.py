@@ -275,8 +275,44 @@ class HealthSchema(ResponseSchema):
     status = fields.String(required=True, metadata={"enum": ["ok"]})
 
 
+class RebuildProgressSchema(ResponseSchema):
+    """A rebuild under way (`python -m projector rebuild`), as it last reported (every second)."""
+
+    generation = fields.Integer(
+        required=True, metadata={"description": "The generation being built."}
+    )
+    phase = fields.String(
+        required=True,
+        metadata={
+            "enum": ["building", "moving", "aborting"],
+            "description": "building: reading the topic from its first offset; moving: live "
+            "projectors move to it ahead of the switch; aborting: being dropped.",
+        },
+    )
+    records_applied = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "Records of the topic read."}
+    )
+    records_total = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "Records in the topic now."}
+    )
+    lag_records = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "Records still to read."}
+    )
+    events_per_second = fields.Float(
+        required=True, allow_none=True, metadata={"description": "Records read a second."}
+    )
+    eta_seconds = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Seconds until caught up; null while not gaining."},
+    )
+    updated_at = Instant(
+        required=True, allow_none=True, metadata={"description": "When this was reported."}
+    )
+
+
 class ReadySchema(ResponseSchema):
-    """Redis answers; how far the projection has got."""
+    """Redis answers; how far the projection has got, its live generation, a rebuild."""
 
     status = fields.String(required=True, metadata={"enum": ["ready"]})
     caught_up_at = UtcInstant(
@@ -288,4 +324,14 @@ class ReadySchema(ResponseSchema):
         required=True,
         allow_none=True,
         metadata={"description": "Seconds between caught_up_at and now; null when unknown."},
+    )
+    generation = fields.Integer(
+        required=True,
+        metadata={"description": "The live generation of the projection (reads use it)."},
+    )
+    rebuild = fields.Nested(
+        RebuildProgressSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "The rebuild under way, or null."},
     )

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import redis
 
     from events.settings import Settings
-    from projector.store import CounterStore
+    from projector.live import LiveCounters
+    from projector.registry import GenerationRegistry
 
 EXTENSION = "period-record-counts"
 
@@ -35,11 +36,33 @@ class RangeConflict(ServiceError):
 
 
 @dataclass(frozen=True)
+class RebuildStatus:
+    """A rebuild under way, as its process last reported (None: not reported yet)."""
+
+    generation: int
+    phase: str
+    records_applied: int | None
+    records_total: int | None
+    lag_records: int | None
+    events_per_second: float | None
+    eta_seconds: float | None
+    updated_at: int | None
+
+
+@dataclass(frozen=True)
 class Readiness:
-    """How far the projection has got: `caught_up_at` epoch seconds, lag behind now."""
+    """How far the projection has got: `caught_up_at` epoch seconds, lag behind now; the
+    live generation, and a rebuild's progress."""
 
     caught_up_at: int | None
     lag_seconds: float | None
+    generation: int
+    rebuild: RebuildStatus | None
+
+
+def _number(raw: dict[str, str], name: str, kind: type[int] | type[float]) -> Any:
+    value = raw.get(name)
+    return None if value in (None, "") else kind(float(value))  # type: ignore[arg-type]
 
 
 def new_snapshot_id() -> str:
@@ -52,13 +75,15 @@ class CountService:
 
     def __init__(
         self,
-        counters: CounterStore,
+        counters: LiveCounters,
         snapshots: SnapshotStore,
+        registry: GenerationRegistry,
         grace_seconds: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._counters = counters
         self._snapshots = snapshots
+        self._registry = registry
         self._grace = grace_seconds
         self._clock = clock
 
@@ -81,11 +106,8 @@ class CountService:
     def recount(self, snapshot_id: str, start: int, end: int) -> Snapshot:
         """Recount the snapshot's org over a new range; raises SnapshotNotFound, RangeConflict."""
         stored = self.get(snapshot_id)
-        count = self._counters.count(stored.org_id, start, end)
         try:
-            snapshot = self._snapshots.replace(
-                stored, start, end, count, self._grace, self._clock()
-            )
+            snapshot = self._snapshots.replace(stored, start, end, self._grace, self._clock())
         except RangeTaken as taken:
             raise RangeConflict(
                 f"Snapshot {taken.holder!r} already holds this range for org {stored.org_id!r}."
@@ -107,10 +129,26 @@ class CountService:
 
     def readiness(self) -> Readiness:
         """Projection progress; raises redis errors when Redis does not answer (503)."""
-        caught_up_at = self._counters.caught_up_at()
+        state, progress = self._registry.status()
+        live = state.live.number
+        self._counters.live.learn(live)
+        caught_up_at = self._counters.store(live).caught_up_at()
+        rebuild = None
+        if state.rebuild is not None:
+            rebuild = RebuildStatus(
+                state.rebuild.generation.number,
+                progress.get("phase") or state.rebuild.phase.value,
+                _number(progress, "applied", int),
+                _number(progress, "end", int),
+                _number(progress, "lag", int),
+                _number(progress, "rate", float),
+                _number(progress, "eta", float),
+                _number(progress, "at", int) or None,
+            )
         if caught_up_at is None:
-            return Readiness(None, None)
-        return Readiness(int(caught_up_at), max(0.0, round(self._clock() - caught_up_at, 3)))
+            return Readiness(None, None, live, rebuild)
+        lag = max(0.0, round(self._clock() - caught_up_at, 3))
+        return Readiness(int(caught_up_at), lag, live, rebuild)
 
 
 @dataclass(frozen=True)
@@ -119,7 +157,7 @@ class Components:
 
     settings: Settings
     redis: redis.Redis
-    counters: CounterStore
+    counters: LiveCounters
     snapshots: SnapshotStore
     service: CountService
 

@@ -6,6 +6,12 @@ sets move together in one script, so concurrent writers of one (org, range) end 
 one snapshot. A POST is one round trip on a single Redis (count and upsert in one script);
 on a Redis Cluster, where the org's counters live in another slot, it is two: the count on
 the org's node, then the upsert on the snapshots' node.
+
+Generations: counts are of the generation this process believes live (`projector.live`), and
+every script that stores a count checks, atomically with the write, that the generation it
+was counted in is still the live one; when a switch came between, it writes nothing and
+names the live generation, which the process learns before counting again (docs/design.md,
+"Rebuilding the projection").
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ from typing import Any
 
 from events.redis_client import is_cluster
 from projector import keys, scripts
+from projector.live import GenerationChanging, LiveCounters
 from projector.routing import call
-from projector.store import CounterStore
+
+STALE = -1  # the first element of a count-and-upsert reply: the generation was not live
+ATTEMPTS = 3  # counts per request at most: a switch between two of them is one more
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ def _upserted(
 class SnapshotStore:
     """Reads and atomic writes of snapshots; see the module docstring for the round trips."""
 
-    def __init__(self, client: Any, counters: CounterStore) -> None:
+    def __init__(self, client: Any, counters: LiveCounters) -> None:
         self._redis = client
         self._counters = counters
         self._cluster = is_cluster(client)
@@ -82,6 +91,7 @@ class SnapshotStore:
         self._prefix = prefix
         self._records = keys.snapshots_key(prefix)
         self._index = keys.snapshot_index_keys(prefix)
+        self._generation = keys.generation_key(prefix)
 
     def _keys(self, org_id: str) -> list[str]:
         """The eight keys every snapshot write declares (lua/snapshots_lib.lua's order)."""
@@ -105,45 +115,53 @@ class SnapshotStore:
     def count_and_upsert(
         self, org_id: str, start: int, end: int, grace_seconds: int, at: float, new_id: str
     ) -> tuple[Snapshot, bool]:
-        """Count [start, end], decide is_complete from the topic's caught_up_at (complete once
-        end + grace_seconds <= it), and create or refresh the (org, range) snapshot."""
-        caught_up_key, caught_up_field = self._counters.caught_up_field
+        """Count [start, end] in the live generation, decide is_complete from its caught_up_at
+        (complete once end + grace_seconds <= it), create or refresh the (org, range)
+        snapshot."""
         stamp = [new_id, grace_seconds, int(at), int(at * 1000)]
-        if self._cluster:
-            count = self._counters.count(org_id, start, end)
-            names = [caught_up_key, *self._keys(org_id)]
-            args = [count, start, end, caught_up_field, org_id, *stamp]
-            script = scripts.UPSERT_COUNTED
-        else:
-            names = [*self._counters.count_keys(org_id, start, end), caught_up_key]
-            names += self._keys(org_id)
-            args = [start, end, caught_up_field, org_id, *stamp]
-            script = scripts.COUNT_UPSERT
-        reply = call(self._redis, "EVALSHA", script.sha, len(names), *names, *args)
-        return _upserted(reply, org_id, start, end, at)
+        for _ in range(ATTEMPTS):
+            counters = self._counters.store()
+            caught_up_key, caught_up_field = counters.caught_up_field
+            if self._cluster:
+                count = counters.count(org_id, start, end)
+                names = [caught_up_key, *self._keys(org_id), self._generation]
+                args = [count, start, end, caught_up_field, org_id, *stamp, counters.generation]
+                script = scripts.UPSERT_COUNTED
+            else:
+                names = [*counters.count_keys(org_id, start, end), caught_up_key]
+                names += [*self._keys(org_id), self._generation]
+                args = [start, end, caught_up_field, org_id, *stamp, counters.generation]
+                script = scripts.COUNT_UPSERT
+            reply = call(self._redis, "EVALSHA", script.sha, len(names), *names, *args)
+            if int(reply[0]) != STALE:
+                return _upserted(reply, org_id, start, end, at)
+            self._counters.live.learn(int(reply[1]))
+        raise GenerationChanging("the live generation changed while counting; try again")
 
     def replace(
-        self,
-        snapshot: Snapshot,
-        start: int,
-        end: int,
-        count: int,
-        grace_seconds: int,
-        at: float,
+        self, snapshot: Snapshot, start: int, end: int, grace_seconds: int, at: float
     ) -> Snapshot | None:
-        """Give a snapshot a new range and count (is_complete decided as for a POST); None if
-        it is gone; RangeTaken when another snapshot of its org holds that range."""
-        caught_up_key, caught_up_field = self._counters.caught_up_field
-        names = [caught_up_key, *self._keys(snapshot.org_id)]
-        args = [snapshot.id, snapshot.org_id, start, end, count, caught_up_field]
-        args += [grace_seconds, int(at), int(at * 1000)]
-        reply = call(self._redis, "EVALSHA", scripts.REPLACE.sha, len(names), *names, *args)
-        status = _text(reply[0])
-        if status == "missing":
-            return None
-        if status == "conflict":
-            raise RangeTaken(_text(reply[1]))
-        return _snapshot(snapshot.id, reply[1])
+        """Recount the snapshot's org over [start, end] in the live generation and give the
+        snapshot that range and count (is_complete decided as for a POST); None if it is
+        gone; RangeTaken when another snapshot of its org holds that range."""
+        for _ in range(ATTEMPTS):
+            counters = self._counters.store()
+            count = counters.count(snapshot.org_id, start, end)
+            caught_up_key, caught_up_field = counters.caught_up_field
+            names = [caught_up_key, *self._keys(snapshot.org_id), self._generation]
+            args = [snapshot.id, snapshot.org_id, start, end, count, caught_up_field]
+            args += [grace_seconds, int(at), int(at * 1000), counters.generation]
+            reply = call(self._redis, "EVALSHA", scripts.REPLACE.sha, len(names), *names, *args)
+            status = _text(reply[0])
+            if status == "stale":
+                self._counters.live.learn(int(reply[1]))
+                continue
+            if status == "missing":
+                return None
+            if status == "conflict":
+                raise RangeTaken(_text(reply[1]))
+            return _snapshot(snapshot.id, reply[1])
+        raise GenerationChanging("the live generation changed while counting; try again")
 
     def delete(self, snapshot: Snapshot) -> bool:
         """Delete a snapshot; False if it was gone already."""

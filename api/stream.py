@@ -42,7 +42,7 @@ from events.redis_client import connect
 from events.schema import format_utc
 from events.settings import Settings
 from projector.keys import changes_channel
-from projector.store import CounterStore
+from projector.live import LiveCounters, LiveGeneration
 
 EXTENSION = "sse-fanout"
 RETRY_MILLISECONDS = 3000
@@ -131,18 +131,22 @@ def connect_pubsub(settings: Settings) -> Any:
     )
 
 
-def build_fanout(settings: Settings) -> Fanout:
-    """The hub of this process: counts, completeness and the change channel from settings."""
-    counters = CounterStore(
-        connect_counts(settings),
-        settings.redis_key_prefix,
-        settings.record_events_topic,
-        settings.dedup_window_seconds,
+def build_fanout(settings: Settings, live: LiveGeneration) -> Fanout:
+    """The hub of this process: counts, completeness and the change channel from settings;
+    `live` is the process's idea of the live generation, which a switch notice updates."""
+    counters = LiveCounters(
+        connect_counts(settings), settings.redis_key_prefix, settings.record_events_topic, live
     )
     grace = settings.count_grace_seconds
 
     def count(org_id: str, start: int, end: int) -> Reading:
-        total, caught_up_at = counters.count_and_caught_up(org_id, start, end)
+        store = counters.store()
+        total, caught_up_at, generation = store.count_caught_up_and_live(org_id, start, end)
+        if generation != store.generation:  # a switch this process had not heard of yet
+            live.learn(generation)
+            total, caught_up_at, _ = counters.store(generation).count_caught_up_and_live(
+                org_id, start, end
+            )
         return Reading(total, caught_up_at is not None and end + grace <= caught_up_at)
 
     hub = Hub(
@@ -151,6 +155,7 @@ def build_fanout(settings: Settings) -> Fanout:
         count,
         grace,
         settings.sse_max_streams,
+        on_generation=live.learn,
     )
     return Fanout(hub, EventIds(), float(settings.sse_keepalive_seconds))
 
@@ -320,7 +325,7 @@ def index() -> Response:
 def init_app(app: Flask) -> None:
     """Register the stream (documented) and the page; the fan-out starts with the first stream."""
     components: Components = app.extensions[COMPONENTS]
-    app.extensions[EXTENSION] = build_fanout(components.settings)
+    app.extensions[EXTENSION] = build_fanout(components.settings, components.counters.live)
     api: Api = app.extensions["rest-api"]
     api.register_blueprint(blp)
     app.register_blueprint(page)

@@ -116,6 +116,8 @@ class Settings:
     # partitions back at once instead of waiting out the session timeout.
     projector_instance_id: str = field(default_factory=lambda: f"projector-{socket.gethostname()}")
     projector_metrics_port: int = 9102
+    # `python -m projector rebuild` serves its own metrics here (it runs beside projectors).
+    rebuild_metrics_port: int = 9103
     # How the group spreads partitions over projectors (docs/design.md, "Scale-out"): one of
     # ASSIGNORS. Every member of a group must name the same one.
     projector_assignor: str = "range"

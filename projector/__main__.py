@@ -1,7 +1,12 @@
-"""`python -m projector`: run one projector until SIGTERM/SIGINT, then exit cleanly."""
+"""`python -m projector`: run one projector until SIGTERM/SIGINT, then exit cleanly.
+
+`python -m projector rebuild [--abort | --status]`: build a new generation of the projection
+from the topic and switch to it (`projector.rebuild`; the README's operators' section).
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
@@ -11,19 +16,56 @@ from events.preflight import check_services
 from events.settings import Settings
 from projector import metrics
 from projector.consumer import Projector
+from projector.rebuild import SWITCH_LAG, Options, Rebuilder
 
 log = logging.getLogger("projector")
 
 
-def main() -> int:
-    """Start the projector; the batch in hand is finished before exit.
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line: nothing (run a projector) or `rebuild` with its options."""
+    parser = argparse.ArgumentParser(prog="python -m projector", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild the projection from the topic into a new generation, then switch to it",
+    )
+    what = rebuild.add_mutually_exclusive_group()
+    what.add_argument("--abort", action="store_true", help="drop an unfinished rebuild")
+    what.add_argument("--status", action="store_true", help="print the generations and exit")
+    rebuild.add_argument(
+        "--switch-lag",
+        type=int,
+        default=SWITCH_LAG,
+        metavar="RECORDS",
+        help=f"move live projectors once this close behind them (default {SWITCH_LAG:,})",
+    )
+    rebuild.add_argument(
+        "--no-switch",
+        action="store_true",
+        help="build and keep up, but do not switch (run again without it to switch)",
+    )
+    rebuild.add_argument(
+        "--progress-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines (default 5)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the projector (the batch in hand is finished before exit), or a rebuild.
 
     Exits 2 at once, with one log line saying why, when the settings are invalid or Kafka or
     Redis refuses them (password, certificate, protocol)."""
+    args = parse(sys.argv[1:] if argv is None else argv)
     with exit_if_rejected(log):
         settings = Settings.from_env()
         configure_logging(settings.log_level)
         check_services(settings, with_kafka=True, with_redis=True)
+    if args.command == "rebuild":
+        return rebuild(settings, args)
     projector = Projector(settings)
     signal.signal(signal.SIGTERM, lambda *_: projector.request_stop())
     signal.signal(signal.SIGINT, lambda *_: projector.request_stop())
@@ -31,6 +73,20 @@ def main() -> int:
     log.info("metrics served", extra={"port": settings.projector_metrics_port})
     projector.run()
     return 0
+
+
+def rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """`python -m projector rebuild`: its exit code (0 done, 2 refused, 3 stopped early)."""
+    options = Options(args.switch_lag, args.progress_every, switch=not args.no_switch)
+    rebuilder = Rebuilder(settings, options, sys.stdout)
+    if args.status:
+        return rebuilder.status()
+    signal.signal(signal.SIGTERM, lambda *_: rebuilder.stop())
+    signal.signal(signal.SIGINT, lambda *_: rebuilder.stop())
+    if args.abort:
+        return rebuilder.abort()
+    metrics.serve(settings.rebuild_metrics_port)
+    return rebuilder.run()
 
 
 if __name__ == "__main__":

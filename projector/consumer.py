@@ -15,6 +15,14 @@ the rebalance callbacks (kafka-python's I/O thread, while `poll()` blocks this l
 update it and pause newly assigned partitions, and this loop does the I/O: it reads the
 paused partitions' positions from Redis (as long as Redis is away they stay paused), seeks
 and resumes them (docs/design.md, "Scale-out").
+
+Generations: a live projector applies the generation the generation record names as its
+target (`projector.generation`), read before each batch is handed on. When the target
+changes (a rebuild asks live projectors to move, or an abort sends them back), the batch in
+flight lands first, then every partition re-reads its position from the new generation (the
+same path as a rebalance), and the projector acknowledges the move. A rebuild
+(`projector.rebuild`) runs this same loop on its own generation, reading every partition
+itself, in a consumer group of its own (docs/design.md, "Rebuilding the projection").
 """
 
 from __future__ import annotations
@@ -38,11 +46,13 @@ from events.codec import InvalidEvent, SkippedEvent, decode_for_count
 from events.connections import kafka_config
 from events.redis_client import connect
 from events.settings import Settings
-from projector import metrics
+from projector import keys, metrics
 from projector.applier import Applier, Batch
 from projector.deadletter import DeadLetters
+from projector.generation import Generation
 from projector.partitions import PartitionTracker
 from projector.progress import Progress, with_redis
+from projector.registry import GenerationRegistry
 from projector.store import CounterStore, Increment, PositionsDiverged
 
 log = logging.getLogger(__name__)
@@ -79,21 +89,35 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class Projector:
-    """One member of the projector consumer group."""
+    """One member of the projector consumer group, or (`rebuild`) a rebuild's reader of every
+    partition into that generation alone."""
 
-    def __init__(self, settings: Settings, redis_client: redis.Redis | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis_client: redis.Redis | None = None,
+        *,
+        rebuild: Generation | None = None,
+    ) -> None:
         self.settings = settings
         self.topic = settings.record_events_topic
         self.redis = redis_client or connect(
             settings, name=f"{settings.redis_key_prefix}:projector", timeout=5
         )
-        self.store = CounterStore(
-            self.redis, settings.redis_key_prefix, self.topic, settings.dedup_window_seconds
+        self.registry = GenerationRegistry(
+            self.redis, settings.redis_key_prefix, settings.dedup_window_seconds
+        )
+        self._rebuild = rebuild
+        # Unknown until the record is read (a live projector positions nothing before that).
+        self.generation: Generation | None = rebuild
+        self._acked: int | None = None
+        self.store = self._store_for(
+            rebuild or Generation(keys.FIRST_GENERATION, settings.dedup_window_seconds)
         )
         self.tracker = PartitionTracker()
         self._stop = threading.Event()
         self._last_check = 0.0
-        self._dead = DeadLetters(settings)
+        self._dead = DeadLetters(settings, replay=rebuild is not None)
         self._applier = Applier(self.store, self._stop)
         self.consumer = KafkaConsumer(
             **kafka_config(settings),
@@ -111,8 +135,28 @@ class Projector:
             # broker restart the projector idled for up to that long with the broker back.
             reconnect_backoff_max_ms=1000,
         )
-        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
-        self.progress = Progress(self.consumer, self.tracker, self.store, self.topic)
+        self.progress = Progress(
+            self.consumer, self.tracker, self.store, self.topic, notify=rebuild is None
+        )
+        if rebuild is None:
+            self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        else:
+            # A rebuild reads every partition itself: no group membership, no rebalance wait
+            # when it is run again after a kill; its group holds its commits (lag tooling).
+            tps = self._tps(sorted(self.consumer.partitions_for_topic(self.topic)))
+            if not tps:
+                raise KafkaError(f"topic {self.topic!r} has no partitions (does it exist?)")
+            self.consumer.assign(tps)
+            self.assigned(tps)
+
+    def _store_for(self, generation: Generation) -> CounterStore:
+        return CounterStore(
+            self.redis,
+            self.settings.redis_key_prefix,
+            self.topic,
+            generation.dedup_window_seconds,
+            generation=generation.number,
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -198,7 +242,11 @@ class Projector:
             self._dead.flush()
         # Build the Lua calls now, while Redis still runs the previous batch's.
         prepared = self.store.prepare(increments)
-        if not self._finish_previous() or self._check_stored_positions():
+        if (
+            not self._finish_previous()
+            or self._check_stored_positions()
+            or self._follow_generation()
+        ):
             self._resolve_pending()
             return 0  # re-sought: this batch was read from positions Redis no longer backs
         self._resolve_pending()
@@ -227,10 +275,62 @@ class Projector:
         batch, result = outcome
         self.progress.count_late(batch.increments, self.settings.count_grace_seconds)
         self._commit(self.tracker.applied(batch.epochs, batch.positions))
-        if result.orgs:
+        if result.orgs and self._rebuild is None:
             caught_up_at = self.progress.caught_up_at
             with_redis(lambda: self.store.publish_changes(result, caught_up_at))
         return True
+
+    # -- generations --------------------------------------------------------------------
+
+    def _follow_generation(self) -> bool:
+        """Apply the generation the record names now (a rebuild: its own). True when ready
+        partitions were made pending, to read their positions from the new generation."""
+        if self._rebuild is not None:
+            return False
+        state = with_redis(self.registry.read)
+        if state is None:
+            return False  # Redis is away: nothing can be applied anyway
+        if state.version == 0:
+            state = with_redis(self.registry.ensure) or state  # pin the first one's settings
+        target = state.target
+        moved = False
+        if target != self.generation:
+            moved = self._move_to(target)
+        if self._acked != target.number:
+            instance = self.settings.projector_instance_id
+            if with_redis(lambda: self.registry.ack(instance, target.number) or True):
+                self._acked = target.number
+        return moved
+
+    def _move_to(self, target: Generation) -> bool:
+        """Apply `target` from now on (the batch in flight has landed); True when partitions
+        must read their positions again."""
+        previous, self.generation = self.generation, target
+        self.store = self._store_for(target)
+        self._applier.store = self.store
+        self.progress.use(self.store)
+        metrics.GENERATION.set(target.number)
+        if target.dedup_window_seconds != self.settings.dedup_window_seconds:
+            log.warning(
+                "DEDUP_WINDOW_SECONDS differs from the generation's: applying the generation's"
+                " (a rebuild applies a new window)",
+                extra={
+                    "generation": target.number,
+                    "generation_window": target.dedup_window_seconds,
+                    "configured_window": self.settings.dedup_window_seconds,
+                },
+            )
+        if previous is None:
+            log.info("applying generation", extra={"generation": target.number})
+            return False
+        again = self.tracker.unready()
+        if again:
+            self.consumer.pause(*self._tps(again))
+        log.info(
+            "moving to generation",
+            extra={"from": previous.number, "to": target.number, "partitions": again},
+        )
+        return bool(again)
 
     def _collect(self, tp: TopicPartition, record: Any, out: list[Increment]) -> int:
         try:
@@ -260,7 +360,7 @@ class Projector:
         """Seek and resume paused partitions once Redis tells their positions (and Kafka their
         committed offsets, the floor of our commits); while either is away they stay paused."""
         pending = self.tracker.pending()
-        if not pending:
+        if not pending or self.generation is None:
             return
         stored = with_redis(self.store.positions)
         if stored is None:

@@ -19,14 +19,20 @@ FLUSH_TIMEOUT_SECONDS = 30
 
 
 class DeadLetters:
-    """Sends bad records to `<topic>.dlq` (producer created on first use)."""
+    """Sends bad records to `<topic>.dlq` (producer created on first use). A rebuild's
+    (`replay`) sends nothing: the live projectors dead-lettered those records when they first
+    read them, and a rebuild re-reads the whole topic."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, replay: bool = False) -> None:
         self._settings = settings
+        self._replay = replay
         self._producer: KafkaProducer | None = None
 
     def send(self, topic: str, partition: int, record: Any, error: InvalidEvent) -> None:
         """Queue one bad record for the DLQ (call `flush` before the batch is applied)."""
+        if self._replay:
+            metrics.EVENTS_INVALID_REPLAYED.labels(code=error.code).inc()
+            return
         headers = [
             (topics.HEADER_ERROR_CODE, error.code.encode()),
             (topics.HEADER_ERROR_MESSAGE, str(error.message).encode()[:1024]),

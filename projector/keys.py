@@ -3,10 +3,18 @@
 Hash tags (Redis Cluster): every key of an org carries `{org_id}`, so one org's keys share a
 slot and one Lua call may touch them all. Everything shared by all orgs carries `{#}` (an org
 id cannot contain `#`): the topic's caught-up times, the snapshots with their indexes, the
-change channel. Partition positions are written once per Redis node, each under a tag of that
-node's own slots (`{#s<slot>}`), so a node that loses writes also loses its own positions
-record and the projector notices (see `projector.store`). `P` is the configured prefix, `D`
-a day number (second // 86400), `B` a 32-day block number (D // 32, the level-4 index).
+generation record, the change channel. Partition positions are written once per Redis node,
+each under a tag of that node's own slots (`{#s<slot>}`), so a node that loses writes also
+loses its own positions record and the projector notices (see `projector.store`). `D` is a
+day number (second // 86400), `B` a 32-day block number (D // 32, the level-4 index).
+
+Generations (docs/design.md, "Rebuilding the projection"): the projection -- counters,
+per-org offsets, dedup, partition positions, caught-up times -- exists once per generation,
+under the generation's prefix `P` = `generation_prefix(prefix, G)`: the configured prefix
+itself for generation 1 (the layout from before generations, so a deployment's data stays
+live), `<prefix>:#G` for every later one (a configured prefix holds no `#`, so no other
+deployment's keys can look like a generation's). Snapshots, the generation record and the
+change channel are not per generation: they live under the configured prefix (`R` below).
 
 Org keys (hashes):
 - `P:{org}:d:D` — levels 0-2 of day D. Fields: second of day (0..86399); -1 - minute of day
@@ -18,19 +26,25 @@ Org keys (hashes):
   digest % DEDUP_SHARDS): 16-byte blake2b digest of event_id -> seen_at when it was counted.
   Expires after the next generation ends (plus a day), or a day after its last write.
 
-Shared keys:
+Shared keys of a generation:
 - `P:{#}:caught_up:<topic>` — partition -> caught-up epoch seconds (float, only ever raised),
   `partitions` -> the topic's partition count, `min` -> the topic's caught_up_at.
 - `P:{T}:pos:<topic>` — partition -> next offset to read (the whole group's position; only
   ever raised, but for Redis losing writes, which the partition's owner then notices). One per
   Redis node: T is `#` on a single Redis, `#s<slot>` of each primary's first slot on a cluster.
-- `P:{#}:snapshots` — snapshot id -> its record (`org|start|end|count|complete|at|score`);
-  `P:{#}:snapshots:by-range` — `org|start|end` -> id (the unique index);
-  `P:{#}:snapshots:all`, `P:{#}:snapshots:complete:C`, `P:{#}:snapshots:org:<org>`,
-  `P:{#}:snapshots:org-complete:C:<org>` — sorted sets of ids scored by snapshot time (ms),
+
+Shared keys of the deployment:
+- `R:{#}:generation` — the generation record (`projector.generation`): the live generation,
+  a rebuild's generation, phase and owner, a retired generation still being deleted;
+  `R:{#}:generation:members` — live projector instance id -> the generation it applies;
+  `R:{#}:generation:rebuild` — the running rebuild's heartbeat and progress.
+- `R:{#}:snapshots` — snapshot id -> its record (`org|start|end|count|complete|at|score`);
+  `R:{#}:snapshots:by-range` — `org|start|end` -> id (the unique index);
+  `R:{#}:snapshots:all`, `R:{#}:snapshots:complete:C`, `R:{#}:snapshots:org:<org>`,
+  `R:{#}:snapshots:org-complete:C:<org>` — sorted sets of ids scored by snapshot time (ms),
   C = the stored is_complete (0 | 1). One slot for all snapshots: writes stay atomic (one
   snapshot per (org, range), true totals for every filter) and the load is the request rate.
-- `P:{#}:changes` — the sharded pub/sub channel of change notices (`projector.store`).
+- `R:{#}:changes` — the sharded pub/sub channel of change notices (`projector.store`).
 
 Why this shape: every field name is a small integer (Redis stores those in 1-4 bytes inside
 a listpack) and a day's seconds, minutes and hours share one hash, so for 100 events per org
@@ -61,14 +75,51 @@ MINUTES_PER_DAY = 1_440
 HOURS_PER_DAY = 24
 DAYS_PER_BLOCK = LEVEL_SIZES[4] // DAY
 _ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}").fullmatch
-_PREFIX = re.compile(r"[^{}\s]+").fullmatch
+_PREFIX = re.compile(r"[^{}\s#]+").fullmatch
+# The generation whose keys have no generation segment: the layout from before generations.
+FIRST_GENERATION = 1
 
 
 def check_prefix(prefix: str) -> str:
-    """The prefix, or ValueError when it is empty or holds braces or blanks."""
+    """The prefix, or ValueError when it is empty or holds braces, blanks or `#` (reserved
+    for the shared hash tag and for generation prefixes)."""
     if not isinstance(prefix, str) or not _PREFIX(prefix):
         raise ValueError(f"invalid key prefix {prefix!r}")
     return prefix
+
+
+def check_generation(generation: int) -> int:
+    """The generation number, or ValueError when it is not an int >= FIRST_GENERATION."""
+    if type(generation) is not int or generation < FIRST_GENERATION:
+        raise ValueError(f"invalid generation {generation!r}")
+    return generation
+
+
+def generation_prefix(prefix: str, generation: int) -> str:
+    """Where generation G's keys start: `prefix` for the first generation, `prefix:#G` after."""
+    check_prefix(prefix)
+    if check_generation(generation) == FIRST_GENERATION:
+        return prefix
+    return f"{prefix}:#{generation}"
+
+
+def generation_patterns(prefix: str, generation: int) -> list[str]:
+    """SCAN MATCH patterns that together match every key of one generation and no other key
+    (none of another generation, no snapshot, not the generation record)."""
+    if check_generation(generation) != FIRST_GENERATION:
+        return [f"{_glob_escape(generation_prefix(prefix, generation))}:*"]
+    glob = _glob_escape(check_prefix(prefix))
+    return [
+        f"{glob}:{{[A-Za-z0-9]*",  # org keys: an org id starts with a letter or digit
+        f"{glob}:{{{SHARED_TAG}}}:pos:*",
+        f"{glob}:{{{SHARED_TAG}s*}}:pos:*",
+        f"{glob}:{{{SHARED_TAG}}}:caught_up:*",
+    ]
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a Redis glob pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def org_base(prefix: str, org_id: str) -> str:
@@ -139,6 +190,25 @@ def node_tag(slot: int) -> str:
     raise AssertionError("unreachable")
 
 
+def generation_key(prefix: str) -> str:
+    """The generation record (a hash; `projector.generation` names its fields)."""
+    return f"{shared_base(prefix)}generation"
+
+
+def generation_members_key(prefix: str) -> str:
+    """Live projector instance id -> the generation it applies (its acknowledgement)."""
+    return f"{generation_key(prefix)}:members"
+
+
+def rebuild_key(prefix: str) -> str:
+    """The running rebuild's heartbeat and progress (a hash)."""
+    return f"{generation_key(prefix)}:rebuild"
+
+
+# The field of `generation_key` naming the live generation (read by the snapshot scripts).
+LIVE_FIELD = "live"
+
+
 def snapshots_key(prefix: str) -> str:
     """Snapshot id -> its record."""
     return f"{shared_base(prefix)}snapshots"
@@ -206,4 +276,6 @@ def lua_constants() -> dict[str, object]:
         "HOURS_PER_DAY": HOURS_PER_DAY,
         "DAYS_PER_BLOCK": DAYS_PER_BLOCK,
         "UPPER_LEVELS": len(LEVEL_SIZES) - 4,
+        "FIRST_GENERATION": FIRST_GENERATION,
+        "LIVE_FIELD": LIVE_FIELD,
     }

@@ -17,6 +17,11 @@ EVENTS_SKIPPED = Counter("projector_events_skipped_total", "events of other type
 EVENTS_DEAD_LETTERED = Counter(
     "projector_events_dead_lettered_total", "bad events sent to the DLQ", ["code"]
 )
+EVENTS_INVALID_REPLAYED = Counter(
+    "projector_events_invalid_replayed_total",
+    "bad events a rebuild read again (dead-lettered when first read; not sent again)",
+    ["code"],
+)
 LATE_EVENTS = Counter(
     "projector_late_events_total",
     "events applied for a second already older than caught_up_at minus the grace",
@@ -43,6 +48,15 @@ PARTITIONS = Gauge(
     "projector_partitions",
     "partitions this member owns: ready (applied) or pending (paused until positioned)",
     ["state"],
+)
+GENERATION = Gauge("projector_generation", "the generation of the projection this process applies")
+REBUILD_LAG = Gauge("projector_rebuild_lag_records", "records the rebuild still has to read")
+REBUILD_RATE = Gauge("projector_rebuild_events_per_second", "records the rebuild reads a second")
+REBUILD_ETA = Gauge(
+    "projector_rebuild_eta_seconds", "seconds until the rebuild has caught up (-1: unknown)"
+)
+REBUILD_PHASE = Gauge(
+    "projector_rebuild_phase", "1 for the phase the rebuild is in", ["generation", "phase"]
 )
 APPLY_RETRIES = Counter(
     "projector_apply_retries_total", "batches retried because Redis was unreachable"

@@ -38,11 +38,23 @@ class Progress:
     """This member's log-end probes and the topic's caught_up_at as last stored."""
 
     def __init__(
-        self, consumer: KafkaConsumer, tracker: PartitionTracker, store: CounterStore, topic: str
+        self,
+        consumer: KafkaConsumer,
+        tracker: PartitionTracker,
+        store: CounterStore,
+        topic: str,
+        *,
+        notify: bool = True,
     ) -> None:
         self._consumer, self._tracker, self._store, self._topic = consumer, tracker, store, topic
+        self._notify = notify  # publish caught_up_at changes (a rebuild's are nobody's news)
         self._last_probe = 0.0
         self.caught_up_at: float | None = None
+
+    def use(self, store: CounterStore) -> None:
+        """Record progress in this store (another generation) from now on."""
+        self._store = store
+        self.caught_up_at = None
 
     def advance(self) -> None:
         """Probe when due; record the partitions that reached their probed end."""
@@ -73,7 +85,7 @@ class Progress:
             return
         previous, self.caught_up_at = self.caught_up_at, stored
         metrics.CAUGHT_UP_AT.set(stored)
-        if stored != previous:
+        if stored != previous and self._notify:
             with_redis(lambda: self._store.publish_progress(stored))
 
     def count_late(self, increments: Iterable[Increment], grace_seconds: int) -> None:

@@ -20,6 +20,8 @@ def _lua_value(value: object) -> str:
         return "{" + ", ".join(_lua_value(v) for v in value) + "}"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, str) and value.isascii() and value.isprintable():
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     raise TypeError(f"no Lua literal for {value!r}")
 
 
@@ -59,4 +61,16 @@ UPSERT_COUNTED = Script("upsert_counted.lua", "snapshots_lib.lua")
 REPLACE = Script("replace.lua", "snapshots_lib.lua")
 DELETE = Script("delete.lua", "snapshots_lib.lua")
 PAGE = Script("page.lua")
-ALL = (APPLY, COUNT, ADVANCE, CAUGHT_UP, COUNT_UPSERT, UPSERT_COUNTED, REPLACE, DELETE, PAGE)
+GENERATION = Script("generation.lua")
+ALL = (
+    APPLY,
+    COUNT,
+    ADVANCE,
+    CAUGHT_UP,
+    COUNT_UPSERT,
+    UPSERT_COUNTED,
+    REPLACE,
+    DELETE,
+    PAGE,
+    GENERATION,
+)

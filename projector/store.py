@@ -84,10 +84,12 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Change:
-    """A change notice: per org the (min, max) second touched, and the global caught_up_at."""
+    """A change notice: per org the (min, max) second touched, and the global caught_up_at;
+    `generation` when a switch made that generation live (every count may have changed)."""
 
     orgs: Mapping[str, tuple[int, int]]
     caught_up_at: float | None
+    generation: int | None = None
 
 
 # One increment inside apply.lua's packed ARGV: digest, second, partition, offset, seen_at.
@@ -105,7 +107,8 @@ def _float(value: bytes | str | None) -> float | None:
 
 
 class CounterStore:
-    """The projection in Redis: the projector writes it, the API reads it."""
+    """One generation of the projection in Redis (the first unless told): the projector and a
+    rebuild write it, the API reads the live one (`projector.live`)."""
 
     def __init__(
         self,
@@ -114,19 +117,24 @@ class CounterStore:
         topic: str,
         dedup_window_seconds: int = 7 * DAY,
         *,
+        generation: int = keys.FIRST_GENERATION,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if dedup_window_seconds < 1:
             raise ValueError("dedup_window_seconds must be >= 1")
         self._redis = redis_client
         self._prefix = keys.check_prefix(prefix)
+        self.generation = generation
+        # Every key of the projection derives from the generation's prefix; snapshots, the
+        # generation record and the change channel from the deployment's.
+        self._base = keys.generation_prefix(prefix, generation)
         self._topic = topic
         self._window = dedup_window_seconds
         self._clock = clock
-        self._positions_key = keys.positions_key(prefix, topic)
+        self._positions_key = keys.positions_key(self._base, topic)
         self._slot_map: object = None
         self._cluster_position_keys: list[str] = []
-        self._caught_up_key = keys.caught_up_key(prefix, topic)
+        self._caught_up_key = keys.caught_up_key(self._base, topic)
         self.channel = keys.changes_channel(prefix)
 
     # -- write side ---------------------------------------------------------------------
@@ -193,7 +201,7 @@ class CounterStore:
 
     def _apply_command(self, org: str, incs: list[Increment], now: int) -> tuple[Any, ...]:
         """EVALSHA arguments of one org's call (the ARGV layout is in lua/apply.lua)."""
-        base = _org_base(self._prefix, org)
+        base = _org_base(self._base, org)
         window, shards = self._window, keys.DEDUP_SHARDS
         days: set[int] = set()
         codes: set[int] = set()
@@ -253,7 +261,7 @@ class CounterStore:
                 name = nodes[0].name
                 firsts[name] = min(slot, firsts.get(name, slot))
             self._cluster_position_keys = [
-                keys.positions_key(self._prefix, self._topic, keys.node_tag(slot))
+                keys.positions_key(self._base, self._topic, keys.node_tag(slot))
                 for slot in sorted(firsts.values())
             ]
             self._slot_map = cache
@@ -280,6 +288,24 @@ class CounterStore:
         """SPUBLISH a change of caught_up_at alone."""
         return self.publish_changes(ApplyResult(), caught_up_at)
 
+    def publish_switch(self) -> int:
+        """SPUBLISH that this store's generation is live now (readers learn it, recount)."""
+        payload = {"orgs": {}, "caught_up_at": self.caught_up_at(), "generation": self.generation}
+        return int(self._redis.spublish(self.channel, json.dumps(payload, separators=(",", ":"))))
+
+    def caught_up_times(self) -> tuple[dict[int, float], int | None]:
+        """The per-partition caught-up times stored, and the topic's partition count."""
+        raw = self._redis.hgetall(self._caught_up_key)
+        times: dict[int, float] = {}
+        count = None
+        for name, value in raw.items():
+            field = name.decode() if isinstance(name, bytes) else name
+            if field == keys.CAUGHT_UP_PARTITIONS_FIELD:
+                count = int(value)
+            elif field != keys.CAUGHT_UP_MIN_FIELD:
+                times[int(field)] = float(value)
+        return times, count
+
     # -- read side ----------------------------------------------------------------------
 
     def caught_up_at(self) -> float | None:
@@ -293,19 +319,29 @@ class CounterStore:
 
     def count_and_caught_up(self, org_id: str, start: int, end: int) -> tuple[int, float | None]:
         """The count and the global caught_up_at, read in one round trip."""
-        count, least = execute(
+        count, least, _ = self.count_caught_up_and_live(org_id, start, end)
+        return count, least
+
+    def count_caught_up_and_live(
+        self, org_id: str, start: int, end: int
+    ) -> tuple[int, float | None, int]:
+        """The count, caught_up_at and the live generation, in one round trip. On one Redis the
+        generation is read after the count, so when it is this store's the count was of the
+        live generation; on a cluster (another node) it is as of about then."""
+        count, least, live = execute(
             self._redis,
             [
                 self._count_command(org_id, start, end),
                 ("HGET", self._caught_up_key, keys.CAUGHT_UP_MIN_FIELD),
+                ("HGET", keys.generation_key(self._prefix), keys.LIVE_FIELD),
             ],
         )
-        return int(count), _float(least)
+        return int(count), _float(least), keys.FIRST_GENERATION if live is None else int(live)
 
     def count_keys(self, org_id: str, start: int, end: int) -> list[str]:
         """The hashes the count script reads for [start, end] of the org (its KEYS)."""
         check_range(start, end)
-        return list(keys.count_keys(_org_base(self._prefix, org_id), start, end))
+        return list(keys.count_keys(_org_base(self._base, org_id), start, end))
 
     @property
     def caught_up_field(self) -> tuple[str, str]:
@@ -329,6 +365,11 @@ def decode_change(message: Mapping[str, Any] | bytes | str) -> Change:
         body = json.loads(data)  # type: ignore[arg-type]
         orgs = {str(org): (int(lo), int(hi)) for org, (lo, hi) in body["orgs"].items()}
         caught = body["caught_up_at"]
-        return Change(orgs, None if caught is None else float(caught))
+        generation = body.get("generation")
+        return Change(
+            orgs,
+            None if caught is None else float(caught),
+            None if generation is None else keys.check_generation(int(generation)),
+        )
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise StoreError(f"malformed change message: {data!r:.200}") from exc

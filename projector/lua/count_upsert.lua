@@ -1,8 +1,13 @@
 -- The POST on a single Redis, in one round trip: count the org's range, decide is_complete,
 -- upsert the snapshot.
--- KEYS: count_range's five hashes, the caught-up hash, the eight snapshot keys.
--- ARGV: start, end, caught-up field, org, new id, grace seconds, snapshot_at, score (ms).
--- Returns {record_count, is_complete (0|1), then upsert's reply}.
+-- KEYS: count_range's five hashes, the caught-up hash (all of generation ARGV[9]), the eight
+-- snapshot keys, the generation record.
+-- ARGV: start, end, caught-up field, org, new id, grace seconds, snapshot_at, score (ms),
+-- generation.
+-- Returns {record_count, is_complete (0|1), then upsert's reply}, or {-1, live generation}
+-- when ARGV[9] is not live (nothing written).
+local live = stale_generation(KEYS[15], ARGV[9])
+if live then return {-1, live} end
 local s, e = ARGV[1], ARGV[2]
 local total = count_range(KEYS, tonumber(s), tonumber(e))
 local complete = complete_at(KEYS[6], ARGV[3], e, ARGV[6])

@@ -1,7 +1,12 @@
 -- PUT: give a snapshot a new range and count.
--- KEYS: the caught-up hash, the eight snapshot keys (of the snapshot's org).
--- ARGV: id, org, start, end, count, caught-up field, grace seconds, snapshot_at, score.
--- Returns {'missing'}, {'conflict', other id} or {'ok', record}.
+-- KEYS: the caught-up hash (of generation ARGV[10]), the eight snapshot keys (of the
+-- snapshot's org), the generation record.
+-- ARGV: id, org, start, end, count, caught-up field, grace seconds, snapshot_at, score, the
+-- generation counted.
+-- Returns {'missing'}, {'conflict', other id}, {'stale', live generation} (the count was of a
+-- generation not live now: nothing written) or {'ok', record}.
+local live = stale_generation(KEYS[10], ARGV[10])
+if live then return {'stale', live} end
 local k = snapshot_keys(1)
 local id, org, s, e = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local record = redis.call('HGET', k.records, id)

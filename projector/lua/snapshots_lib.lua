@@ -33,6 +33,15 @@ end
 
 local function range_field(org, s, e) return org .. '|' .. s .. '|' .. e end
 
+-- The live generation (projector/keys.py LIVE_FIELD of the generation record) when it is not
+-- `expected`: the caller counted, or is about to count, a generation no longer live, so it
+-- learns the live one and asks again. nil when `expected` is live.
+local function stale_generation(record_key, expected)
+  local live = tonumber(redis.call('HGET', record_key, LIVE_FIELD) or FIRST_GENERATION)
+  if live ~= tonumber(expected) then return live end
+  return nil
+end
+
 -- is_complete of a range ending at `e`: once e + grace <= the topic's caught_up_at.
 local function complete_at(caught_up_key, caught_up_field, e, grace)
   local caught_up = tonumber(redis.call('HGET', caught_up_key, caught_up_field))

@@ -12,6 +12,7 @@ import redis
 from api.snapshots import SnapshotStore
 from events.redis_client import is_cluster
 from projector.buckets import MAX_SECOND
+from projector.live import LiveCounters, LiveGeneration
 from projector.store import CounterStore, Increment
 
 TOPIC = "record-events"
@@ -28,7 +29,8 @@ def counters(redis_client: redis.Redis, key_prefix: str) -> CounterStore:
 
 @pytest.fixture
 def snapshots(redis_client: redis.Redis, key_prefix: str) -> SnapshotStore:
-    return SnapshotStore(redis_client, CounterStore(redis_client, key_prefix, TOPIC))
+    live = LiveGeneration(redis_client, key_prefix)
+    return SnapshotStore(redis_client, LiveCounters(redis_client, key_prefix, TOPIC, live))
 
 
 def count_and_upsert(

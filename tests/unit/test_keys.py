@@ -144,3 +144,53 @@ def test_unknown_level_is_refused() -> None:
 )
 def test_kind_of_names_what_a_key_holds(key: str, kind: str) -> None:
     assert keys.kind_of(key) == kind
+
+
+@pytest.mark.parametrize("prefix", ["a#b", "#", "prc:#2"])
+def test_prefixes_holding_the_generation_mark_are_refused(prefix: str) -> None:
+    # `#` marks generation prefixes: no configured prefix can look like another's generation.
+    with pytest.raises(ValueError):
+        keys.check_prefix(prefix)
+
+
+@pytest.mark.parametrize("generation", [0, -1, 1.0, "2", None, True])
+def test_malformed_generations_are_refused(generation: object) -> None:
+    with pytest.raises(ValueError):
+        keys.generation_prefix("prc", generation)  # type: ignore[arg-type]
+
+
+def test_the_first_generation_keeps_the_layout_from_before_generations() -> None:
+    assert keys.generation_prefix("prc", 1) == "prc"
+    assert keys.generation_prefix("prc", 2) == "prc:#2"
+    assert keys.generation_prefix("a:b", 13) == "a:b:#13"
+
+
+@pytest.mark.parametrize("generation", [1, 2, 17])
+@pytest.mark.parametrize("org", ORGS)
+def test_a_generations_keys_keep_their_slots(generation: int, org: str) -> None:
+    base = keys.generation_prefix("prc", generation)
+    for first, later in zip(org_keys("prc", org), org_keys(base, org), strict=True):
+        assert key_slot(first.encode()) == key_slot(later.encode())
+        assert later.startswith(f"{base}:{{{org}}}:")
+    shared = [keys.caught_up_key(base, "t"), keys.positions_key(base, "t")]
+    assert {key_slot(k.encode()) for k in shared} == {key_slot(b"#")}
+    assert key_slot(keys.positions_key(base, "t", keys.node_tag(77)).encode()) == 77
+
+
+def test_the_generation_record_sits_with_the_snapshots() -> None:
+    names = [
+        keys.generation_key("prc"),
+        keys.generation_members_key("prc"),
+        keys.rebuild_key("prc"),
+        keys.caught_up_key(keys.generation_prefix("prc", 5), "t"),
+        keys.snapshots_key("prc"),
+    ]
+    assert len(set(names)) == len(names)
+    assert {key_slot(k.encode()) for k in names} == {key_slot(b"#")}
+    assert keys.kind_of(keys.generation_key("prc")) == "other"
+    assert keys.kind_of(keys.day_key(keys.org_base("prc:#3", "org-1"), 5)) == "counters"
+
+
+def test_patterns_escape_the_prefixs_glob_characters() -> None:
+    assert keys.generation_patterns("a*b", 2) == ["a\\*b:#2:*"]
+    assert keys.generation_patterns("p[1]?", 1)[0] == "p\\[1\\]\\?:{[A-Za-z0-9]*"
