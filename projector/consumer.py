@@ -49,7 +49,7 @@ from events.settings import Settings
 from projector import keys, metrics
 from projector.applier import Applier, Batch
 from projector.deadletter import DeadLetters
-from projector.generation import Generation
+from projector.generation import Ack, Generation
 from projector.partitions import PartitionTracker
 from projector.progress import Progress, with_redis
 from projector.registry import GenerationRegistry
@@ -110,7 +110,7 @@ class Projector:
         self._rebuild = rebuild
         # Unknown until the record is read (a live projector positions nothing before that).
         self.generation: Generation | None = rebuild
-        self._acked: int | None = None
+        self._acked: Ack | None = None
         self.store = self._store_for(
             rebuild or Generation(keys.FIRST_GENERATION, settings.dedup_window_seconds)
         )
@@ -289,17 +289,24 @@ class Projector:
             return False
         state = with_redis(self.registry.read)
         if state is None:
-            return False  # Redis is away: nothing can be applied anyway
+            # No batch is applied unless the record was read after it was polled: that is
+            # what lets a rebuild know everything the old generation ever applied
+            # (docs/design.md). Redis is away anyway: the partitions wait, paused, for it.
+            again = self.tracker.unready()
+            if again:
+                self.consumer.pause(*self._tps(again))
+            return bool(again)
         if state.version == 0:
             state = with_redis(self.registry.ensure) or state  # pin the first one's settings
         target = state.target
         moved = False
         if target != self.generation:
             moved = self._move_to(target)
-        if self._acked != target.number:
+        ack = Ack(target.number, state.version)
+        if self._acked != ack:  # once per change of the record: a rebuild waits for these
             instance = self.settings.projector_instance_id
-            if with_redis(lambda: self.registry.ack(instance, target.number) or True):
-                self._acked = target.number
+            if with_redis(lambda: self.registry.ack(instance, ack)):
+                self._acked = ack
         return moved
 
     def _move_to(self, target: Generation) -> bool:

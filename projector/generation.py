@@ -286,6 +286,33 @@ class GenerationState:
         )
 
 
-def unmoved(members: Iterable[str], acks: Mapping[str, int], target: int) -> list[str]:
-    """The live group's members (instance ids) not known to apply `target` yet."""
-    return sorted(m for m in members if acks.get(m) != target)
+@dataclass(frozen=True)
+class Ack:
+    """A live projector's word: it applies `generation`, as of record version `version` (it
+    read the record at that version after its last batch to any other generation landed)."""
+
+    generation: int
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.generation}:{self.version}"
+
+    @classmethod
+    def parse(cls, text: str) -> Ack:
+        """The stored form back (`generation:version`)."""
+        generation, _, version = text.partition(":")
+        return cls(int(generation), int(version or 0))
+
+
+def unmoved(
+    members: Iterable[str], acks: Mapping[str, Ack], generation: int, since_version: int = 0
+) -> list[str]:
+    """The live group's members (instance ids) not known to apply `generation` as of record
+    version `since_version` or later."""
+    return sorted(
+        m
+        for m in members
+        if (ack := acks.get(m)) is None
+        or ack.generation != generation
+        or ack.version < since_version
+    )

@@ -10,9 +10,10 @@ record's transitions):
 3. once it is within `switch_lag` records of the live generation, ask live projectors to move;
    each finishes its batch in flight, re-reads its positions from the new generation and
    acknowledges; from then on the live generation no longer changes;
-4. once every member of the live group has moved and the new generation's positions have
-   reached the live one's on every partition, switch: reads go to the new generation in one
-   atomic write, and a notice tells every API process at once;
+4. once every member of the live group has moved, read the log ends: everything the old
+   generation ever applied lies below them; once the new generation's positions have reached
+   them on every partition, switch: reads go to the new generation in one atomic write, and a
+   notice tells every API process at once;
 5. after READER_GRACE_SECONDS delete the old generation in small steps.
 """
 
@@ -50,6 +51,10 @@ from projector.sweep import sweep
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 1.0  # how often the rebuild looks at the record, its progress and the group
+# An abort waits for live projectors to acknowledge the live generation; a member of the live
+# group that never acknowledged anything is not a projector that moves (an older version, a
+# tool): after this long it is let be.
+UNACKED_GRACE_SECONDS = 10.0
 SWITCH_LAG = 20_000  # records behind the live generation at which live projectors move
 REFUSED, STOPPED = 2, 3  # exit codes: another rebuild runs / stopped before the switch
 
@@ -67,6 +72,9 @@ class Options:
 
     switch_lag: int = SWITCH_LAG
     progress_every: float = 5.0
+    # False: build and keep up, but never move live projectors nor switch (an operator checks
+    # the new generation first; running again without it goes on to the switch).
+    switch: bool = True
 
 
 def rebuild_group(settings: Settings, generation: int) -> str:
@@ -123,6 +131,8 @@ class Rebuilder:
         self._last_check = self._last_line = 0.0
         self._new: CounterStore | None = None
         self._live: CounterStore | None = None
+        # Log ends read once every live projector had moved (the old generation frozen).
+        self._frozen: dict[int, int] | None = None
 
     def say(self, line: str) -> None:
         """One line of progress for the operator (stdout; the logs are JSON on stderr)."""
@@ -223,37 +233,46 @@ class Rebuilder:
             self._end(Outcome.LOST)
             return
         number = rebuild.generation.number
+        consumer = self.projector.consumer
         waiting: list[str] = []
         if rebuild.phase is Phase.MOVING:
             waiting = unmoved(live_members(self.settings), self.registry.acks(), number)
-        # Read after the acknowledgements: once every member moved, the live generation's
-        # positions no longer change, and the new one's only grow.
+            if not waiting and self._frozen is None:
+                # Every member moved: the old generation no longer changes, and everything it
+                # ever applied was polled before the move was asked, so it lies below the log
+                # ends as of now. Once the new one has applied up to these, it holds all that.
+                ends = consumer.end_offsets(list(consumer.assignment()))
+                self._frozen = {tp.partition: end for tp, end in ends.items()}
         live_positions = self._live.positions()
         new_positions = self._new.positions()
-        ends = self.projector.consumer.end_offsets(list(self.projector.consumer.assignment()))
+        ends = consumer.end_offsets(list(consumer.assignment()))
         applied = sum(min(new_positions.get(tp.partition, 0), e) for tp, e in ends.items())
         self._estimate = estimate = self._meter.add(
             Reading(time.time(), applied, sum(ends.values()))
         )
         self._export(number, rebuild.phase, estimate)
         self.registry.heartbeat(self.owner, estimate, rebuild.phase.value, time.time())
-        behind = sum(max(0, o - new_positions.get(p, 0)) for p, o in live_positions.items())
-        if rebuild.phase is Phase.BUILDING and behind <= self.options.switch_lag:
-            self.registry.update(lambda s: s.request_move(self.owner.token))
-            self.say(
-                f"within {behind:,} records of generation {state.live.number}: "
-                f"asking live projectors to move to generation {number}"
-            )
-        elif rebuild.phase is Phase.MOVING and not waiting and behind == 0:
-            self._switch()
-            return
+        if rebuild.phase is Phase.BUILDING and self.options.switch:
+            behind = sum(max(0, o - new_positions.get(p, 0)) for p, o in live_positions.items())
+            if behind <= self.options.switch_lag:
+                self.registry.update(lambda s: s.request_move(self.owner.token))
+                self.say(
+                    f"within {behind:,} records of generation {state.live.number}: "
+                    f"asking live projectors to move to generation {number}"
+                )
+        short = None
+        if self._frozen is not None:
+            short = sum(max(0, e - new_positions.get(p, 0)) for p, e in self._frozen.items())
+            if short == 0 and self.options.switch:
+                self._switch()
+                return
         if time.monotonic() - self._last_line >= self.options.progress_every:
             self._last_line = time.monotonic()
             line = estimate.line(number, rebuild.phase.value)
             if waiting:
                 line += f"; waiting for live projectors to move: {', '.join(waiting)}"
-            elif rebuild.phase is Phase.MOVING:
-                line += f"; {behind:,} records short of generation {state.live.number}"
+            elif short is not None:
+                line += f"; {short:,} records short of the switch"
             self.say(line)
 
     def _switch(self) -> None:
@@ -309,20 +328,29 @@ class Rebuilder:
     def abort(self) -> int:
         """Drop an unfinished rebuild: live projectors stay on (or go back to) the live
         generation, the rebuild's process stops, its generation's keys are removed."""
-        before = self.registry.read()
-        if before.rebuild is None:
-            self.say("no rebuild is under way: nothing to abort")
+        found: list[Any] = []
+
+        def abort(state: GenerationState) -> GenerationState:
+            found[:] = [state.rebuild]
+            return state.abort(self.owner)
+
+        try:
+            state = self.registry.update(abort)
+        except GenerationError as refused:
+            self.say(f"refused: {refused}")
             return REFUSED
-        previous, phase = before.rebuild.owner, before.rebuild.phase
-        state = self.registry.update(lambda s: s.abort(self.owner))
-        assert state.rebuild is not None
+        previous = found[0]
+        assert state.rebuild is not None and previous is not None
         number, live = state.rebuild.generation.number, state.live.number
         self.say(f"aborting the rebuild of generation {number}; generation {live} stays live")
-        self._wait("the rebuild's process to stop", lambda: not self._alive(previous))
-        if phase is not Phase.BUILDING:  # live projectors may have moved: they come back first
+        self._wait(
+            "the rebuild's process to stop",
+            lambda: [] if not self._alive(previous.owner) else [previous.owner.host],
+        )
+        if previous.phase is not Phase.BUILDING:  # live projectors may have moved: back first
             self._wait(
                 f"live projectors to be back on generation {live}",
-                lambda: not unmoved(live_members(self.settings), self.registry.acks(), live),
+                self._not_back(live, state.version),
             )
         removed = self._sweep(number)
         delete_group(self.settings, rebuild_group(self.settings, number))
@@ -331,15 +359,30 @@ class Rebuilder:
         self.say(f"aborted: generation {number} removed ({removed:,} keys)")
         return 0
 
-    def _wait(self, what: str, done: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + LEASE_SECONDS + 60
+    def _not_back(self, live: int, version: int) -> Callable[[], list[str]]:
+        """Who still has to acknowledge `live` as of record `version` (members that never
+        acknowledged anything are let be after UNACKED_GRACE_SECONDS)."""
+        started = time.monotonic()
+
+        def waiting() -> list[str]:
+            acks = self.registry.acks()
+            names = unmoved(live_members(self.settings), acks, live, version)
+            if time.monotonic() - started > UNACKED_GRACE_SECONDS:
+                names = [m for m in names if m in acks]
+            return names
+
+        return waiting
+
+    def _wait(self, what: str, pending: Callable[[], list[str]]) -> None:
+        """Until `pending()` names nobody, saying who is waited for every few seconds."""
+        deadline = time.monotonic() + LEASE_SECONDS + 120
         shown = 0.0
-        while not done():
+        while names := pending():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up waiting for {what}")
+                raise TimeoutError(f"gave up waiting for {what}: {', '.join(names)}")
             if time.monotonic() - shown >= self.options.progress_every:
                 shown = time.monotonic()
-                self.say(f"  waiting for {what}")
+                self.say(f"  waiting for {what}: {', '.join(names)}")
             time.sleep(0.2)
 
     # -- status ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from projector import keys, scripts
-from projector.generation import GenerationState, Heartbeat, Owner
+from projector.generation import Ack, GenerationState, Heartbeat, Owner
 from projector.meter import Estimate
 from projector.routing import call, execute
 
@@ -99,14 +99,15 @@ class GenerationRegistry:
 
     # -- live projectors' acknowledgements ---------------------------------------------------
 
-    def ack(self, instance_id: str, generation: int) -> None:
-        """Record that this live projector applies `generation` (its batch to the one before
-        has landed)."""
-        self._redis.hset(self._members, instance_id, str(generation))
+    def ack(self, instance_id: str, ack: Ack) -> bool:
+        """Record that this live projector applies `ack.generation` (its batches to any other
+        have landed) as of record version `ack.version`."""
+        self._redis.hset(self._members, instance_id, str(ack))
+        return True
 
-    def acks(self) -> dict[str, int]:
-        """Live projector instance id -> the generation it said it applies."""
-        return {k: int(v) for k, v in _decoded(self._redis.hgetall(self._members)).items()}
+    def acks(self) -> dict[str, Ack]:
+        """Live projector instance id -> what it last said it applies."""
+        return {k: Ack.parse(v) for k, v in _decoded(self._redis.hgetall(self._members)).items()}
 
     # -- the rebuild's heartbeat and progress --------------------------------------------
 

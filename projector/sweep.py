@@ -17,7 +17,7 @@ BATCH = 500
 PAUSE_SECONDS = 0.002
 
 
-def _nodes(client: Any) -> Iterator[Any]:
+def nodes(client: Any) -> Iterator[Any]:
     """A plain client per node that holds keys: the client itself, or each cluster primary."""
     if isinstance(client, RedisCluster):
         for node in client.get_primaries():
@@ -38,7 +38,7 @@ def sweep(
     the running total after each step."""
     removed = 0
     wanted = list(patterns)
-    for node in _nodes(client):
+    for node in nodes(client):
         for pattern in wanted:
             cursor: int | None = None
             while cursor != 0:
@@ -58,5 +58,5 @@ def count_matching(client: Any, patterns: Iterable[str], batch: int = 1000) -> i
     """How many keys match one of `patterns`, on every node (tests, `rebuild --status`)."""
     wanted = list(patterns)
     return sum(
-        1 for node in _nodes(client) for p in wanted for _ in node.scan_iter(match=p, count=batch)
+        1 for node in nodes(client) for p in wanted for _ in node.scan_iter(match=p, count=batch)
     )

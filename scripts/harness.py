@@ -154,6 +154,12 @@ def start_projector(settings: Settings, **extra: str) -> Proc:
     )
 
 
+def start_rebuild(settings: Settings, *args: str, **extra: str) -> Proc:
+    """`python -m projector rebuild ARGS` with these settings (its progress is in `output()`)."""
+    argv = [sys.executable, "-m", "projector", "rebuild", *args]
+    return Proc("rebuild", argv, child_env(settings, **extra), log_dir())
+
+
 def start_api(settings: Settings, timeout: float = 30.0, **extra: str) -> Proc:
     """`python -m api` (gunicorn) with these settings, once /healthz answers."""
     # Tests and benchmarks only ever talk to loopback: listen nowhere else.

@@ -31,10 +31,10 @@ def text(value: bytes | str) -> str:
 
 def all_keys(client: Any, prefix: str) -> set[str]:
     """Every key under the prefix, on every node."""
-    from projector.sweep import _nodes
+    from projector.sweep import nodes
 
     return {
-        text(k) for node in _nodes(client) for k in node.scan_iter(match=f"{prefix}:*", count=1000)
+        text(k) for node in nodes(client) for k in node.scan_iter(match=f"{prefix}:*", count=1000)
     }
 
 

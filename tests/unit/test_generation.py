@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from projector.generation import (
     LEASE_SECONDS,
     AbortUnderWay,
+    Ack,
     Generation,
     GenerationError,
     GenerationState,
@@ -166,10 +167,18 @@ def test_owner_liveness(
 
 
 def test_unmoved_members() -> None:
-    acks = {"m1": 2, "m2": 1, "gone": 1}
+    acks = {"m1": Ack(2, 5), "m2": Ack(1, 4), "gone": Ack(1, 1)}
     assert unmoved(["m2", "m1", "m3"], acks, 2) == ["m2", "m3"]
     assert unmoved([], acks, 2) == []
     assert unmoved(["m1"], acks, 2) == []
+    # Back on 1 as of the abort (version 6): m2's word is older than the abort.
+    assert unmoved(["m1", "m2"], acks, 1, since_version=6) == ["m1", "m2"]
+    assert unmoved(["m2"], {"m2": Ack(1, 6)}, 1, since_version=6) == []
+
+
+@pytest.mark.parametrize("ack", [Ack(1, 0), Ack(12, 345)])
+def test_acks_round_trip(ack: Ack) -> None:
+    assert Ack.parse(str(ack)) == ack
 
 
 @given(
