@@ -45,6 +45,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="build and keep up, but do not switch (run again without it to switch)",
     )
     rebuild.add_argument(
+        "--max-rate",
+        type=float,
+        default=0.0,
+        metavar="EVENTS_PER_S",
+        help="read at most this many records a second (default: as fast as it goes)",
+    )
+    rebuild.add_argument(
         "--progress-every",
         type=float,
         default=5.0,
@@ -77,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def rebuild(settings: Settings, args: argparse.Namespace) -> int:
     """`python -m projector rebuild`: its exit code (0 done, 2 refused, 3 stopped early)."""
-    options = Options(args.switch_lag, args.progress_every, switch=not args.no_switch)
+    options = Options(
+        args.switch_lag, args.progress_every, switch=not args.no_switch, max_rate=args.max_rate
+    )
     rebuilder = Rebuilder(settings, options, sys.stdout)
     if args.status:
         return rebuilder.status()

@@ -49,10 +49,10 @@ from events.settings import Settings
 from projector import keys, metrics
 from projector.applier import Applier, Batch
 from projector.deadletter import DeadLetters
-from projector.generation import Ack, Generation
+from projector.follower import GenerationFollower
+from projector.generation import Generation
 from projector.partitions import PartitionTracker
 from projector.progress import Progress, with_redis
-from projector.registry import GenerationRegistry
 from projector.store import CounterStore, Increment, PositionsDiverged
 
 log = logging.getLogger(__name__)
@@ -104,18 +104,15 @@ class Projector:
         self.redis = redis_client or connect(
             settings, name=f"{settings.redis_key_prefix}:projector", timeout=5
         )
-        self.registry = GenerationRegistry(
-            self.redis, settings.redis_key_prefix, settings.dedup_window_seconds
-        )
         self._rebuild = rebuild
         # Unknown until the record is read (a live projector positions nothing before that).
         self.generation: Generation | None = rebuild
-        self._acked: Ack | None = None
         self.store = self._store_for(
             rebuild or Generation(keys.FIRST_GENERATION, settings.dedup_window_seconds)
         )
         self.tracker = PartitionTracker()
         self._stop = threading.Event()
+        self._follower = None if rebuild else GenerationFollower(self.redis, settings, self._stop)
         self._last_check = 0.0
         self._dead = DeadLetters(settings, replay=rebuild is not None)
         self._applier = Applier(self.store, self._stop)
@@ -163,6 +160,10 @@ class Projector:
     def request_stop(self) -> None:
         """Finish the batch in hand, then leave `run`."""
         self._stop.set()
+
+    def wait(self, seconds: float) -> None:
+        """Pause the poll loop (a rebuild holding to its rate); a stop request ends it."""
+        self._stop.wait(seconds)
 
     def run(self, on_batch: Callable[[int], None] | None = None) -> None:
         """Poll and apply until `request_stop`."""
@@ -285,29 +286,12 @@ class Projector:
     def _follow_generation(self) -> bool:
         """Apply the generation the record names now (a rebuild: its own). True when ready
         partitions were made pending, to read their positions from the new generation."""
-        if self._rebuild is not None:
+        if self._follower is None:
             return False
-        state = with_redis(self.registry.read)
-        if state is None:
-            # No batch is applied unless the record was read after it was polled: that is
-            # what lets a rebuild know everything the old generation ever applied
-            # (docs/design.md). Redis is away anyway: the partitions wait, paused, for it.
-            again = self.tracker.unready()
-            if again:
-                self.consumer.pause(*self._tps(again))
-            return bool(again)
-        if state.version == 0:
-            state = with_redis(self.registry.ensure) or state  # pin the first one's settings
-        target = state.target
-        moved = False
-        if target != self.generation:
-            moved = self._move_to(target)
-        ack = Ack(target.number, state.version)
-        if self._acked != ack:  # once per change of the record: a rebuild waits for these
-            instance = self.settings.projector_instance_id
-            if with_redis(lambda: self.registry.ack(instance, ack)):
-                self._acked = ack
-        return moved
+        target = self._follower.target()
+        if target is None:  # stopping while Redis is away: this batch is not handed on
+            return bool(self._unready_all())
+        return target != self.generation and self._move_to(target)
 
     def _move_to(self, target: Generation) -> bool:
         """Apply `target` from now on (the batch in flight has landed); True when partitions
@@ -317,22 +301,10 @@ class Projector:
         self._applier.store = self.store
         self.progress.use(self.store)
         metrics.GENERATION.set(target.number)
-        if target.dedup_window_seconds != self.settings.dedup_window_seconds:
-            log.warning(
-                "DEDUP_WINDOW_SECONDS differs from the generation's: applying the generation's"
-                " (a rebuild applies a new window)",
-                extra={
-                    "generation": target.number,
-                    "generation_window": target.dedup_window_seconds,
-                    "configured_window": self.settings.dedup_window_seconds,
-                },
-            )
         if previous is None:
             log.info("applying generation", extra={"generation": target.number})
             return False
-        again = self.tracker.unready()
-        if again:
-            self.consumer.pause(*self._tps(again))
+        again = self._unready_all()
         log.info(
             "moving to generation",
             extra={"from": previous.number, "to": target.number, "partitions": again},
@@ -415,11 +387,16 @@ class Projector:
 
     def _reseek(self, reason: str, detail: str) -> None:
         """Pause every ready partition to read its position from Redis again."""
+        self._unready_all()
+        metrics.RESEEKS.inc()
+        log.warning(f"{reason}; re-seeking", extra={"detail": detail})
+
+    def _unready_all(self) -> list[int]:
+        """Pause every ready partition until its position is read again (`_resolve_pending`)."""
         again = self.tracker.unready()
         if again:
             self.consumer.pause(*self._tps(again))
-        metrics.RESEEKS.inc()
-        log.warning(f"{reason}; re-seeking", extra={"detail": detail})
+        return again
 
     def _commit(self, commits: Mapping[int, int]) -> None:
         """Commit these positions to Kafka (asynchronously); acknowledged ones raise the floor."""

@@ -30,7 +30,7 @@ from kafka.errors import KafkaError
 
 from events.redis_client import UNAVAILABLE, connect
 from events.settings import Settings
-from events.topics import admin_client
+from events.topics import KafkaUnavailable, admin_client
 from projector import keys, metrics
 from projector.consumer import Projector
 from projector.generation import (
@@ -75,6 +75,9 @@ class Options:
     # False: build and keep up, but never move live projectors nor switch (an operator checks
     # the new generation first; running again without it goes on to the switch).
     switch: bool = True
+    # Records read a second at most (0: as fast as it goes): leaves Redis and CPU to the
+    # live side on a busy machine (docs/benchmarks.md).
+    max_rate: float = 0.0
 
 
 def rebuild_group(settings: Settings, generation: int) -> str:
@@ -84,7 +87,7 @@ def rebuild_group(settings: Settings, generation: int) -> str:
 
 def live_members(settings: Settings) -> list[str]:
     """The instance ids of the live projector group's members, as Kafka has them now."""
-    admin = admin_client(settings.kafka_bootstrap_servers)
+    admin = admin_client(settings)
     try:
         group = admin.describe_groups([settings.projector_group_id])[settings.projector_group_id]
     finally:
@@ -98,12 +101,12 @@ def live_members(settings: Settings) -> list[str]:
 def delete_group(settings: Settings, group: str) -> None:
     """Forget a rebuild's consumer group (best effort: it may never have committed)."""
     try:
-        admin = admin_client(settings.kafka_bootstrap_servers)
+        admin = admin_client(settings)
         try:
             admin.delete_groups([group])
         finally:
             admin.close()
-    except KafkaError as error:
+    except (KafkaError, KafkaUnavailable) as error:
         log.warning("could not delete the rebuild's consumer group", extra={"error": str(error)})
 
 
@@ -133,6 +136,7 @@ class Rebuilder:
         self._live: CounterStore | None = None
         # Log ends read once every live projector had moved (the old generation frozen).
         self._frozen: dict[int, int] | None = None
+        self._read, self._read_since = 0, None  # for max_rate
 
     def say(self, line: str) -> None:
         """One line of progress for the operator (stdout; the logs are JSON on stderr)."""
@@ -212,18 +216,34 @@ class Rebuilder:
         self._sweep_retired(self.registry.read())
         return 0
 
-    def _tick(self, _handled: int) -> None:
-        """After each poll: once a CHECK_SECONDS, the record, progress, move and switch."""
+    def _tick(self, handled: int) -> None:
+        """After each poll: hold to `max_rate`; once a CHECK_SECONDS, the record, progress,
+        move and switch."""
+        self._throttle(handled)
         now = time.monotonic()
         if now - self._last_check < CHECK_SECONDS or self._outcome is not None:
             return
         self._last_check = now
         try:
             self._check()
+        except GenerationError as error:  # an abort or a takeover won a race with our write
+            log.warning("the rebuild's claim went elsewhere", extra={"error": str(error)})
+            self._end(Outcome.LOST)
         except UNAVAILABLE as error:
             log.warning("redis unreachable; rebuild checks later", extra={"error": str(error)})
-        except KafkaError as error:
+        except (KafkaError, KafkaUnavailable) as error:
             log.warning("kafka unreachable; rebuild checks later", extra={"error": str(error)})
+
+    def _throttle(self, handled: int) -> None:
+        rate = self.options.max_rate
+        if rate <= 0 or self.projector is None:
+            return
+        self._read += handled
+        if self._read_since is None:
+            self._read_since = time.monotonic()
+        ahead = self._read / rate - (time.monotonic() - self._read_since)
+        if ahead > 0:
+            self.projector.wait(min(ahead, CHECK_SECONDS))
 
     def _check(self) -> None:
         assert self.projector is not None and self._new is not None and self._live is not None
@@ -377,13 +397,21 @@ class Rebuilder:
         """Until `pending()` names nobody, saying who is waited for every few seconds."""
         deadline = time.monotonic() + LEASE_SECONDS + 120
         shown = 0.0
-        while names := pending():
+        while names := self._pending(pending):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gave up waiting for {what}: {', '.join(names)}")
             if time.monotonic() - shown >= self.options.progress_every:
                 shown = time.monotonic()
                 self.say(f"  waiting for {what}: {', '.join(names)}")
             time.sleep(0.2)
+
+    @staticmethod
+    def _pending(pending: Callable[[], list[str]]) -> list[str]:
+        try:
+            return pending()
+        except (*UNAVAILABLE, KafkaError, KafkaUnavailable) as error:
+            log.warning("cannot tell yet; asking again", extra={"error": str(error)})
+            return ["(unreachable)"]
 
     # -- status ---------------------------------------------------------------------------
 

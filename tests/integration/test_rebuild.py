@@ -11,6 +11,7 @@ import random
 import re
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -27,7 +28,14 @@ from projector.buckets import MAX_SECOND
 from projector.generation import Ack, Generation, Phase
 from projector.registry import GenerationRegistry
 from scripts.harness import Proc, free_port, start_api, start_projector, start_rebuild, wait_until
-from tests.integration.drills import Feeder, api_count, call, count_body, recent_plan
+from tests.integration.drills import (
+    Feeder,
+    api_count,
+    call,
+    count_body,
+    recent_plan,
+    stream_path,
+)
 from tests.integration.projection import wait_projected
 from tests.integration.rebuilds import (
     Blocker,
@@ -43,6 +51,7 @@ from tests.integration.rebuilds import (
     wait_generation_projected,
     wait_progress,
 )
+from tests.integration.sse_client import LiveClient
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +126,17 @@ def live_events(plan: Plan, messages: int) -> list[tuple[str, int]]:
         pass
     assert summary.events is not None
     return summary.events
+
+
+def rebuild_metrics(port: int) -> dict[str, float]:
+    """The rebuild's own Prometheus metrics (projector_*), by series."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if name.startswith("projector_")
+    }
 
 
 def finished(proc: Proc, timeout: float) -> int:
@@ -251,9 +271,14 @@ def test_a_rebuild_killed_twice_resumes_and_switches_once(stack: Stack, redis_cl
     registry = GenerationRegistry(redis_client, settings.redis_key_prefix, 1)
     runs = []
     try:
-        # Killed while building ...
-        runs.append(stack.rebuild("--no-switch"))
+        # Killed while building (its progress exported meanwhile) ...
+        metrics_port = free_port()
+        runs.append(stack.rebuild("--no-switch", REBUILD_METRICS_PORT=str(metrics_port)))
         wait_progress(settings, redis_client, 0.25)
+        exported = wait_until(lambda: rebuild_metrics(metrics_port), 10, "rebuild metrics")
+        assert exported["projector_rebuild_lag_records"] > 0, exported
+        assert exported['projector_rebuild_phase{generation="2",phase="building"}'] == 1
+        assert exported["projector_generation"] == 2
         runs[-1].kill()
         # ... and killed again once live projectors have moved (a member that never moves
         # holds the switch back meanwhile).
@@ -309,6 +334,9 @@ def test_an_abort_mid_rebuild_leaves_the_live_generation_as_it_was(
     wait_progress(settings, redis_client, 0.3)
     second = stack.rebuild()
     assert finished(second, 60) == 2, second.output()[-3000:]
+    status = stack.rebuild("--status")
+    assert finished(status, 30) == 0
+    assert "rebuild of generation 2: building" in status.output(), status.output()
     assert any(
         "refused: a rebuild of generation 2 is running" in line for line in progress_lines(second)
     ), second.output()[-3000:]
@@ -426,11 +454,17 @@ def test_a_rebuild_with_another_dedup_window_changes_what_it_governs_and_nothing
     ranges = [(f"org-plain-{k}", day + 7 * a, day + 7 * b) for k, a, b in [(0, 3, 40), (2, 0, 99)]]
     by_range = {q: api_count(port, *q) for q in ranges}
     before = call(port, "GET", "/readyz").json()
+    stream = LiveClient(port, stream_path("org-far"))
+    stream.start()
+    stream.wait_count(50, 15)
 
     rebuild = stack.rebuild(DEDUP_WINDOW_SECONDS="60")
     assert finished(rebuild, 120) == 0, rebuild.output()[-4000:]
     state = record(settings, redis_client)
     assert state.live == Generation(2, 60)
+    # An open stream follows the switch: the switch notice makes it recount.
+    stream.wait_count(100, 10)
+    stream.close()
 
     # What the window governs: retries 10 minutes apart are two events now, 20 s apart one.
     assert {org: api_count(port, org) for org in counts} == {**counts, "org-far": 100}
