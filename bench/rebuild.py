@@ -116,8 +116,11 @@ class Ranges:
         return bisect_right(values, end) - bisect_left(values, start)
 
 
-def _reader(port: int, stop: Any, seed: int, orgs: list[str], lo: int, hi: int) -> Any:
-    """One client process: POSTs until `stop` is set; [(started, seconds, answer)]."""
+def _reader(
+    port: int, stop: Any, results: Any, seed: int, orgs: list[str], lo: int, hi: int
+) -> None:
+    """One client process: POSTs until `stop` is set, then puts [(started, seconds, answer)]
+    on `results`."""
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     out = []
@@ -138,7 +141,7 @@ def _reader(port: int, stop: Any, seed: int, orgs: list[str], lo: int, hi: int) 
             raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
         out.append((wall, seconds, (org, start, end, int(json.loads(data)["record_count"]))))
     conn.close()
-    return out
+    results.put(out)
 
 
 class ReadLoad:
@@ -148,19 +151,25 @@ class ReadLoad:
     def __init__(self, port: int, clients: int, plan: Plan) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
-        self._pool = ctx.Pool(clients)
+        self._results = ctx.Queue()
         lo, hi = plan.start_ms // 1000, plan.end_ms // 1000
-        self._jobs = [
-            self._pool.apply_async(_reader, (port, self._stop, 100 + n, list(plan.orgs), lo, hi))
+        self._procs = [
+            ctx.Process(
+                target=_reader,
+                args=(port, self._stop, self._results, 100 + n, list(plan.orgs), lo, hi),
+                daemon=True,
+            )
             for n in range(clients)
         ]
+        for proc in self._procs:
+            proc.start()
 
     def stop(self) -> list[Any]:
         """Every request made: (wall-clock start, seconds, answer)."""
         self._stop.set()
-        results = [x for job in self._jobs for x in job.get(timeout=120)]
-        self._pool.close()
-        self._pool.join()
+        results = [x for _ in self._procs for x in self._results.get(timeout=120)]
+        for proc in self._procs:
+            proc.join(timeout=30)
         return results
 
 
@@ -206,6 +215,7 @@ def run(args: argparse.Namespace) -> None:
     )
     live_plan = replace(plan, count=10**8, start_ms=now_ms - DAY * 1000 + 1, end_ms=now_ms, seed=8)
     try:
+        memory_zero = used_memory(settings)
         sent = produce(plan, settings, settings.record_events_topic, workers=2, keep_events=True)
         ranges = Ranges(sent.events or [])
         total = sum(end_offsets(settings, settings.record_events_topic).values())
@@ -258,10 +268,11 @@ def run(args: argparse.Namespace) -> None:
         check(answers, ranges, extra)
         loaded = rebuilt
         report(args, total, bare, fresh.seconds, quiet, loaded[0], without, during)
+        mib = [(m - memory_zero) / 2**20 for m in (memory_one, peak[0], memory_after)]
         print(
-            f"memory: {memory_one / 2**20:,.1f} MiB with one generation, peak "
-            f"{peak[0] / 2**20:,.1f} MiB during a rebuild, {memory_after / 2**20:,.1f} MiB after "
-            "(INFO used_memory, whole Redis)"
+            f"memory: {mib[0]:,.1f} MiB with one generation, peak {mib[1]:,.1f} MiB during a "
+            f"rebuild, {mib[2]:,.1f} MiB after the quiet one (INFO used_memory over what Redis "
+            "held before the bench; snapshots included)"
         )
         client.close()
     finally:
