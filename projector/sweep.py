@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from redis.cluster import RedisCluster
+from events.redis_client import cluster_client, is_cluster
 
 BATCH = 500
 PAUSE_SECONDS = 0.002
@@ -19,9 +19,10 @@ PAUSE_SECONDS = 0.002
 
 def nodes(client: Any) -> Iterator[Any]:
     """A plain client per node that holds keys: the client itself, or each cluster primary."""
-    if isinstance(client, RedisCluster):
-        for node in client.get_primaries():
-            yield client.get_redis_connection(node)
+    if is_cluster(client):
+        cluster = cluster_client(client)
+        for node in cluster.get_primaries():
+            yield cluster.get_redis_connection(node)
     else:
         yield client
 
