@@ -40,10 +40,10 @@ import subprocess
 import sys
 import threading
 import time
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bench.api_latency import Oracle
 from bench.common import bench_settings, cleanup, machine, table
 from bench.projector_throughput import bare_read, projector_run
 from events.produce import Plan, produce
@@ -99,21 +99,6 @@ def rebuild_once(settings: Settings, generation: int, *extra: str) -> Timed:
     assert registry.read().live.number == generation
     client.close()
     return Timed(records, moved - started, switched - started)
-
-
-class Ranges:
-    """What the pre-published events put in any range of an org (exact, by bisection)."""
-
-    def __init__(self, events: list[tuple[str, int]]) -> None:
-        self.seconds: dict[str, list[int]] = {}
-        for org, second in events:
-            self.seconds.setdefault(org, []).append(second)
-        for values in self.seconds.values():
-            values.sort()
-
-    def count(self, org: str, start: int, end: int) -> int:
-        values = self.seconds[org]
-        return bisect_right(values, end) - bisect_left(values, start)
 
 
 def _reader(
@@ -179,7 +164,7 @@ def window(requests: list[Any], start: float, end: float) -> tuple[list[float], 
     return [r[1] for r in inside], [r[2] for r in inside]
 
 
-def check(answers: list[Any], ranges: Ranges, extra: int) -> None:
+def check(answers: list[Any], ranges: Oracle, extra: int) -> None:
     """Each answer is at least the pre-published count, at most that plus the feed's events."""
     for org, start, end, count in answers:
         floor = ranges.count(org, start, end)
@@ -217,7 +202,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         memory_zero = used_memory(settings)
         sent = produce(plan, settings, settings.record_events_topic, workers=2, keep_events=True)
-        ranges = Ranges(sent.events or [])
+        ranges = Oracle(sent.events or [])
         total = sum(end_offsets(settings, settings.record_events_topic).values())
         print(f"published {sent.sent:,} events ({sum(sent.valid.values()):,} distinct)")
         bare = bare_read(settings, total)
