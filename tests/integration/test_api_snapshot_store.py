@@ -29,7 +29,7 @@ def counters(redis_client: redis.Redis, key_prefix: str) -> CounterStore:
 
 @pytest.fixture
 def snapshots(redis_client: redis.Redis, key_prefix: str) -> SnapshotStore:
-    live = LiveGeneration(redis_client, key_prefix)
+    live = LiveGeneration(redis_client, key_prefix, ttl=3_600)  # round trips are counted
     return SnapshotStore(redis_client, LiveCounters(redis_client, key_prefix, TOPIC, live))
 
 
