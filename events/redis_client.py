@@ -69,8 +69,13 @@ class LazyCluster:
         return getattr(self.cluster, name)
 
     def close(self) -> None:
-        """Close the cluster client's connections (if it was ever built)."""
+        """Close the cluster client's connections (if it was ever built). redis-py's close
+        leaves each node's pool connected (the node client does not own its pool), so those
+        sockets would linger until garbage collection: disconnect them here."""
         if self._client is not None:
+            for node in self._client.get_nodes():
+                if node.redis_connection is not None:
+                    node.redis_connection.connection_pool.disconnect()
             self._client.close()
 
 
