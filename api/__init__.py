@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from flask import Flask
 
-from api import errors, metrics, middleware, ops, stream, views
+from api import errors, metrics, middleware, ops, series, stream, views
 from api.openapi import Api
 from api.service import EXTENSION, Components, CountService
 from api.snapshots import SnapshotStore
@@ -100,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
     """The resource and operational endpoints, documented in the OpenAPI doc."""
     api: Api = app.extensions["rest-api"]
     api.register_blueprint(views.blp)
+    api.register_blueprint(series.blp)
     api.register_blueprint(ops.blp)
     # The live stream (GET {BASE_PATH}/stream; a static path, so it wins over `/<snapshot_id>`)
     # and the page at `/`.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from api.snapshots import RangeTaken, Snapshot, SnapshotPage, SnapshotStore
 if TYPE_CHECKING:
     import redis
 
+    from api.intervals import Bucket
     from events.settings import Settings
     from projector.live import LiveCounters
     from projector.registry import GenerationRegistry
@@ -65,6 +66,15 @@ def _number(raw: dict[str, str], name: str, kind: type[int] | type[float]) -> An
     return None if value in (None, "") else kind(float(value))  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class SeriesCounts:
+    """Counts of a series' buckets, in order, and is_complete for its whole range."""
+
+    counts: list[int]
+    is_complete: bool
+    computed_at: float
+
+
 def new_snapshot_id() -> str:
     """A fresh, unguessable snapshot id."""
     return f"count-snapshot-{uuid.uuid4().hex}"
@@ -86,6 +96,22 @@ class CountService:
         self._registry = registry
         self._grace = grace_seconds
         self._clock = clock
+
+    def _complete(self, end: int, caught_up_at: float | None) -> bool:
+        """A range is complete once its end plus the grace is caught up (the POST's rule,
+        computed in lua/count_upsert.lua for a snapshot)."""
+        return caught_up_at is not None and end + self._grace <= caught_up_at
+
+    def series(self, org_id: str, buckets: Sequence[Bucket], end: int) -> SeriesCounts:
+        """Count each bucket (consecutive, the last ending at `end`) in one Redis round trip;
+        is_complete as for the count of the whole range. Stores nothing."""
+        edges = [bucket.start for bucket in buckets] + [end + 1]
+        store = self._counters.store()
+        counts, caught_up_at, live = store.count_series(org_id, edges)
+        if live != store.generation:  # a switch this process had not heard of yet
+            self._counters.live.learn(live)
+            counts, caught_up_at, _ = self._counters.store(live).count_series(org_id, edges)
+        return SeriesCounts(counts, self._complete(end, caught_up_at), self._clock())
 
     def count(self, org_id: str, start: int, end: int) -> tuple[Snapshot, bool]:
         """Count now and create or refresh the (org, range) snapshot; True when created.

@@ -103,6 +103,13 @@ class HttpClient:
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
+        return self._send(request)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """(status, body) of a GET (path with its query string)."""
+        return self._send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+
+    def _send(self, request: bytes) -> tuple[int, bytes]:
         for attempt in range(2):
             if self._sock is None:
                 self._sock = self._sockets.create_connection(("127.0.0.1", self._port), 10)
@@ -609,6 +616,19 @@ def report(r: Results, args: argparse.Namespace) -> None:
     print(table(["target", "measured", "verdict"], verdicts))
 
 
+def add_quiet_flags(parser: argparse.ArgumentParser, wait: float = 300, attempts: int = 3) -> None:
+    """--quiet, --quiet-wait and --attempts, which `quietly` reads."""
+    parser.add_argument(
+        "--quiet", type=float, default=25.0, help="most %% of a core other work may use"
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=wait, help="longest wait for that, per phase (s)"
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=attempts, help="most runs of a phase that others disturbed"
+    )
+
+
 def main() -> None:
     """Parse the flags and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -625,15 +645,7 @@ def main() -> None:
         help="throughput load: wrk (installed with apt-get if missing) or the gevent client",
     )
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (-t)")
-    parser.add_argument(
-        "--quiet", type=float, default=25.0, help="most %% of a core other work may use"
-    )
-    parser.add_argument(
-        "--quiet-wait", type=float, default=300.0, help="longest wait for that, per phase (s)"
-    )
-    parser.add_argument(
-        "--attempts", type=int, default=3, help="most runs of a phase that others disturbed"
-    )
+    add_quiet_flags(parser)
     parser.add_argument("--quick", action="store_true", help="smoke run: 50k events, 50 ranges")
     args = parser.parse_args()
     if args.quick:

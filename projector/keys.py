@@ -56,14 +56,19 @@ window. A smaller setting stays correct; busier hashes are then stored as hashta
 several times the memory.
 
 The Lua scripts compute the same fields from the constants `lua_constants()` gives them;
-tests/support/oracles.py holds the Python twin the tests compare them with.
+tests/support/oracles.py holds the Python twin the tests compare them with. `LEVEL_FIELDS`
+states the same layout as data (which hash each level lives in, its field formula); the
+series script (lua/series.lua) reads it from the injected constants, and `series_hashes`
+names the hashes it may read.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable
 from functools import cache
+from typing import NamedTuple
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS as CLUSTER_SLOTS
 from redis.crc import key_slot
@@ -267,6 +272,58 @@ def count_keys(base: str, start: int, end: int) -> tuple[str, ...]:
     )
 
 
+class LevelFields(NamedTuple):
+    """Where one level's counters live: `kind` of hash (DAY_HASH, BLOCK_HASH, UPPER_HASH),
+    `per_hash` consecutive buckets per hash (0: one hash holds them all), and the field of
+    bucket `index`: base + step * (index - hash number * per_hash)."""
+
+    kind: int
+    per_hash: int
+    base: int
+    step: int
+
+
+DAY_HASH, BLOCK_HASH, UPPER_HASH = 1, 2, 3
+_TOP = len(LEVEL_SIZES) - 1
+_UPPER_LEVELS = len(LEVEL_SIZES) - 4  # levels 4..TOP share the upper hash, interleaved
+LEVEL_FIELDS: tuple[LevelFields, ...] = (
+    LevelFields(DAY_HASH, DAY, 0, 1),  # seconds of the day: 0..86399
+    LevelFields(DAY_HASH, MINUTES_PER_DAY, -1, -1),  # minutes: -1..-1440
+    LevelFields(DAY_HASH, HOURS_PER_DAY, -1 - MINUTES_PER_DAY, -1),  # hours: -1441..-1464
+    LevelFields(BLOCK_HASH, DAYS_PER_BLOCK, 0, 1),  # days of the block: 0..31
+    *(LevelFields(UPPER_HASH, 0, level - 4, _UPPER_LEVELS) for level in range(4, _TOP + 1)),
+)
+
+
+def _hash_key(base: str, kind: int, number: int) -> str:
+    if kind == DAY_HASH:
+        return day_key(base, number)
+    if kind == BLOCK_HASH:
+        return block_key(base, number)
+    return upper_key(base)
+
+
+def series_hashes(base: str, seconds: Iterable[int]) -> list[tuple[str, int, int]]:
+    """(key, kind, number) of every hash lua/series.lua may read for prefix counts at
+    `seconds`: for each second not aligned to level L + 1, the hashes of its level-L and
+    level-(L + 1) buckets (their siblings share them: a hash never splits a parent bucket)."""
+    points = list(seconds)
+    found: set[tuple[int, int]] = set()
+    for level in range(_TOP):
+        parent = LEVEL_SIZES[level + 1]
+        ragged = [x for x in points if x % parent]
+        for lvl in (level, level + 1):
+            kind, per_hash = LEVEL_FIELDS[lvl].kind, LEVEL_FIELDS[lvl].per_hash
+            if not per_hash:
+                if ragged:
+                    found.add((kind, 0))
+                continue
+            span = LEVEL_SIZES[lvl] * per_hash
+            found.update((kind, x // span) for x in ragged)
+    found.add((UPPER_HASH, 0))  # the top level's prefix
+    return [(_hash_key(base, kind, number), kind, number) for kind, number in sorted(found)]
+
+
 def lua_constants() -> dict[str, object]:
     """What the Lua scripts must agree on with this layout, injected into each at load time."""
     return {
@@ -278,4 +335,9 @@ def lua_constants() -> dict[str, object]:
         "UPPER_LEVELS": len(LEVEL_SIZES) - 4,
         "FIRST_GENERATION": FIRST_GENERATION,
         "LIVE_FIELD": LIVE_FIELD,
+        # LEVEL_FIELDS, one list per column (1-based in Lua: level L at [L + 1]).
+        "FIELD_KIND": [f.kind for f in LEVEL_FIELDS],
+        "FIELD_PER_HASH": [f.per_hash for f in LEVEL_FIELDS],
+        "FIELD_BASE": [f.base for f in LEVEL_FIELDS],
+        "FIELD_STEP": [f.step for f in LEVEL_FIELDS],
     }

@@ -62,6 +62,7 @@ REPLACE = Script("replace.lua", "snapshots_lib.lua")
 DELETE = Script("delete.lua", "snapshots_lib.lua")
 PAGE = Script("page.lua")
 GENERATION = Script("generation.lua")
+SERIES = Script("series.lua")
 ALL = (
     APPLY,
     COUNT,
@@ -73,4 +74,5 @@ ALL = (
     DELETE,
     PAGE,
     GENERATION,
+    SERIES,
 )

@@ -69,6 +69,7 @@ function watch() {
       ? "Complete: normal event flow can no longer change it."
       : "Not complete yet: the count may still grow.";
     $("as-of").textContent = `(as of ${data.timestamp})`;
+    document.dispatchEvent(new CustomEvent("live-count", { detail: data })); // chart.js
   };
   source.onerror = () => {
     if (source && source.readyState === EventSource.CLOSED) {

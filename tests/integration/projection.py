@@ -4,20 +4,47 @@ and a brute-force oracle computed straight from the events, independent of the b
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import redis
 
+from events.redis_client import Client
 from events.settings import Settings
-from events.topics import end_offsets
+from events.topics import delete_topics, dlq_topic_for, end_offsets
 from projector.consumer import Projector
 from projector.store import CounterStore
-from scripts.harness import wait_until
+from scripts.harness import delete_matching, wait_until
+from tests.conftest import Services
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def module_settings(services: Services, name: str) -> Settings:
+    """Settings with a topic, key prefix and consumer group of their own (a module's world)."""
+    tag = uuid.uuid4().hex[:10]
+    return replace(
+        Settings.from_env({}),
+        kafka_bootstrap_servers=services.kafka_bootstrap_servers,
+        redis_url=services.redis_url,
+        redis_cluster=services.redis_cluster,
+        record_events_topic=f"record-events-{name}-{tag}",
+        redis_key_prefix=f"t{name}{tag}",
+        projector_group_id=f"{name}-{tag}-projector",
+        projector_metrics_port=0,
+    )
+
+
+def remove_module_world(settings: Settings, client: Client) -> None:
+    """Delete the keys of `module_settings`' prefix and its topics; close the client."""
+    delete_matching(client, f"{settings.redis_key_prefix}:*")
+    client.close()
+    topic = settings.record_events_topic
+    delete_topics(settings.kafka_bootstrap_servers, [topic, dlq_topic_for(topic)])
 
 
 def whole_second(moment: datetime) -> int:

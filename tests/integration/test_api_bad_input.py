@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import redis
@@ -67,6 +68,50 @@ def without(key: str) -> dict[str, Any]:
 
 
 C = BASE_PATH
+SERIES_OK = {"org_id": "org-bufdir-42", "interval": "day", "tz": "Europe/Oslo", **OK_RANGE}
+
+
+def series_path(**changes: str | None) -> str:
+    """`GET /series` with the good query changed (None drops a parameter)."""
+    query = {k: v for k, v in {**SERIES_OK, **changes}.items() if v is not None}
+    return f"{C}/series?{urlencode(query)}"
+
+
+SERIES_CASES: list[tuple[str, dict[str, str | None], str]] = [
+    ("unknown zone", {"tz": "Europe/Atlantis"}, "tz must be an IANA time zone"),
+    ("zone path traversal", {"tz": "../../../etc/passwd"}, "tz must be"),
+    ("zone lower case", {"tz": "europe/oslo"}, "tz must be"),
+    ("zone empty", {"tz": ""}, "tz must be"),
+    ("zone offset", {"tz": "+01:00"}, "tz must be"),
+    ("zone 5000 chars", {"tz": "Z" * 5000}, "tz must be"),
+    ("zone NUL", {"tz": "UTC\x00"}, "tz must be"),
+    ("unknown interval", {"interval": "fortnight"}, "interval must be one of"),
+    ("interval upper case", {"interval": "DAY"}, "interval must be one of"),
+    ("missing interval", {"interval": None}, "interval"),
+    (
+        "too many hours",
+        {"interval": "hour", "start": "2026-01-01T00:00:00Z", "end": "2026-03-01T00:00:00Z"},
+        "more than 1,000 hour intervals",
+    ),
+    (
+        "too many days",
+        {"start": "1970-01-01T00:00:00Z", "end": "9999-12-31T23:59:59Z"},
+        "more than 1,000 day intervals",
+    ),
+    (
+        "reversed bounds",
+        {"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"},
+        "start must not be after end",
+    ),
+    ("naive start", {"start": "2026-01-01T00:00:00"}, "start has no UTC offset"),
+    ("naive end", {"end": "2026-01-31T23:59:59"}, "end has no UTC offset"),
+    ("date-only start", {"start": "2026-01-01"}, "start"),
+    ("start year 10000", {"end": "10000-01-01T00:00:00Z"}, "after 9999-12-31"),
+    ("start before 1970", {"start": "1969-12-31T23:00:00Z"}, "before 1970"),
+    ("missing start", {"start": None}, "start"),
+    ("missing org_id", {"org_id": None}, "org_id"),
+    ("bad org_id", {"org_id": "org 42"}, "org_id"),
+]
 CASES = [
     # --- malformed JSON (400) ---
     Bad("broken json", "POST", C, 400, raw=b'{"org_id": '),
@@ -200,6 +245,11 @@ CASES = [
     Bad("limit=0", "GET", f"{C}?limit=0", 400, content_type=None),
     Bad("is_complete=maybe", "GET", f"{C}?is_complete=maybe", 400, content_type=None),
     Bad("org_id filter with space", "GET", f"{C}?org_id=org%2042", 400, content_type=None),
+    # --- series query (422) ---
+    *(
+        Bad(f"series {name}", "GET", series_path(**changes), 422, content_type=None, says=says)
+        for name, changes, says in SERIES_CASES
+    ),
     # --- ids: wrong form or unknown (404) ---
     Bad("id with ../", "GET", f"{C}/../{C}", 404, content_type=None),
     Bad("id ..%2F", "GET", f"{C}/..%2Fetc%2Fpasswd", 404, content_type=None),

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,12 +26,18 @@ from events.publisher import Publisher
 from events.redis_client import Client, connect
 from events.schema import MAX_EPOCH, RecordCreated, format_utc, parse_instant
 from events.settings import Settings
-from events.topics import delete_topics, dlq_topic_for, ensure_topics
+from events.topics import ensure_topics
 from projector import keys
 from scripts.harness import delete_matching
 from tests import contract
 from tests.conftest import Services
-from tests.integration.projection import oracle_count, running_projector, wait_projected
+from tests.integration.projection import (
+    module_settings,
+    oracle_count,
+    remove_module_world,
+    running_projector,
+    wait_projected,
+)
 
 # The contract's example bodies, key for key; SPEC adds the snapshot's `id` to POST's.
 POST_KEYS = contract.POST_KEYS | {"id"}
@@ -84,17 +90,7 @@ def make_events(rng: random.Random, n: int) -> list[RecordCreated]:
 @pytest.fixture(scope="module")
 def world(services: Services) -> Iterator[World]:
     """One topic and projection for the module: ~600 events, projected before the tests run."""
-    tag = uuid.uuid4().hex[:10]
-    settings = replace(
-        Settings.from_env({}),
-        kafka_bootstrap_servers=services.kafka_bootstrap_servers,
-        redis_url=services.redis_url,
-        redis_cluster=services.redis_cluster,
-        record_events_topic=f"record-events-api-{tag}",
-        redis_key_prefix=f"tapi{tag}",
-        projector_group_id=f"api-{tag}-projector",
-        projector_metrics_port=0,
-    )
+    settings = module_settings(services, "api")
     ensure_topics(settings.kafka_bootstrap_servers, settings.record_events_topic, partitions=3)
     client = connect(settings, timeout=30)
     try:
@@ -112,10 +108,7 @@ def world(services: Services) -> Iterator[World]:
             wait_projected(settings, client)
             yield world
     finally:
-        delete_matching(client, f"{settings.redis_key_prefix}:*")
-        client.close()
-        topic = settings.record_events_topic
-        delete_topics(settings.kafka_bootstrap_servers, [topic, dlq_topic_for(topic)])
+        remove_module_world(settings, client)
 
 
 @pytest.fixture

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from api.intervals import zone
+from events.schema import parse_instant
 from events.settings import Settings
 from scripts.harness import free_port
 from scripts.stack import apt_install
@@ -38,6 +43,10 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == []
+
+
+def at_second(text: str) -> int:
+    return parse_instant(text)[1]
 
 
 def _count_is(page: Page, value: int, timeout_s: float) -> None:
@@ -141,3 +150,79 @@ def test_page_saves_a_snapshot_with_the_token_it_keeps(settings: Settings, page:
         page.get_by_label("API token").fill("wrong")
         _save_snapshot(page)
         assert status.text_content() == "Not saved: the server did not accept this API token."
+
+
+def _bars(page: Page) -> list[dict[str, str]]:
+    return page.eval_on_selector_all(
+        "#chart rect",
+        "rects => rects.map(r => ({start: r.dataset.start, end: r.dataset.end, "
+        "count: r.dataset.count, now: r.parentNode.classList.contains('now')}))",
+    )
+
+
+def test_chart_draws_the_series_and_the_current_bar_rises(
+    settings: Settings, topics: str, page: Page
+) -> None:
+    settings = replace(settings, port=free_port())
+    org = "org-chart-5"
+    now = int(time.time())
+    if now % 86_400 > 86_400 - 300:  # too close to midnight: the test's day would end
+        time.sleep(86_400 - now % 86_400 + 1)
+        now = int(time.time())
+    day = now - now % 86_400
+    # A known data set: (h * 5) % 9 events at ten past every UTC hour, and two at now.
+    seconds = [day + h * 3600 + 600 for h in range(24) for _ in range((h * 5) % 9)]
+    seconds += [now, now]
+    kathmandu = zone("Asia/Kathmandu")
+
+    def hour_of(second: int) -> tuple[object, int]:
+        local = datetime.fromtimestamp(second, UTC).astimezone(kathmandu)
+        return local.date(), local.hour
+
+    with api_running(settings), running_projector(settings):
+        produce(settings, org, seconds)
+        page.goto(f"http://127.0.0.1:{settings.port}/")
+        page.get_by_label("Organisation id").fill(org)
+        stamp = time.strftime("%Y-%m-%d", time.gmtime(day))
+        page.get_by_label("Start (UTC)").fill(f"{stamp}T00:00:00")
+        page.get_by_label("End (UTC)").fill(f"{stamp}T23:59:59")
+        page.get_by_label("Interval", exact=True).select_option("hour")
+        page.get_by_label("Time zone").fill("Asia/Kathmandu")
+        page.get_by_role("button", name="Watch live").click()
+        total = len(seconds)
+        page.wait_for_function(
+            "n => (document.getElementById('chart-total').textContent || '')"
+            ".startsWith(`Total: ${n} record`)",
+            arg=total,
+            timeout=60_000,
+        )
+        bars = _bars(page)
+        # A UTC day at +05:45 meets 25 local hours: 05:45-05:59, 23 whole ones, 05:00-05:44.
+        assert len(bars) == 25
+        assert bars[0]["start"] == f"{stamp}T05:45:00+05:45"
+        expected = Counter(hour_of(s) for s in seconds)
+        drawn = {hour_of(at_second(bar["start"])): int(bar["count"]) for bar in bars}
+        assert {k: v for k, v in drawn.items() if v} == dict(expected)
+        for bar in bars:
+            lo, hi = at_second(bar["start"]), at_second(bar["end"])
+            assert int(bar["count"]) == sum(1 for s in seconds if lo <= s <= hi)
+        current = [bar for bar in bars if bar["now"]]
+        assert len(current) == 1 and hour_of(now) == hour_of(at_second(current[0]["start"]))
+        before = int(current[0]["count"])
+        labels = page.eval_on_selector_all("#chart .x-label", "ts => ts.map(t => t.textContent)")
+        # Every third hour is labelled, in Kathmandu time, with the date where the day starts.
+        local_day = datetime.fromtimestamp(day, UTC).astimezone(kathmandu)
+        assert labels[:3] == ["05:45", f"{local_day.day} {local_day:%b}", "08:00"]
+
+        produce(settings, org, [int(time.time())])
+        page.wait_for_function(
+            "n => [...document.querySelectorAll('#chart .bar.now rect')]"
+            ".some(r => Number(r.dataset.count) === n)",
+            arg=before + 1,
+            timeout=60_000,
+        )
+        assert len(_bars(page)) == 25
+        shot = os.environ.get("PRC_SCREENSHOT")
+        if shot:  # docs/page-chart.png: PRC_SCREENSHOT=$PWD/docs/page-chart.png
+            page.set_viewport_size({"width": 900, "height": 1100})
+            page.screenshot(path=shot, full_page=True)

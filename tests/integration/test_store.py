@@ -3,6 +3,7 @@ application under replays and partial (crashed) batches, dedup window, positions
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 import uuid
@@ -276,20 +277,27 @@ def test_caught_up_round_trip(store: CounterStore) -> None:
     assert store.count_and_caught_up("org-1", 0, 5) == (1, 100.25)
 
 
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per command batch sent to Redis (a pipeline is one), from now on."""
+    sent: list[int] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: redis.connection.AbstractConnection, *args: object, **kw: object) -> None:
+        sent.append(1)
+        original(self, *args, **kw)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
 def test_reads_are_one_round_trip(
-    store: CounterStore, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    store: CounterStore, redis_client: redis.Redis, request: pytest.FixtureRequest
 ) -> None:
     store.apply([inc("org-1", "a", NOW, 0)], {})
     store.set_caught_up({0: 1.0})
     store.count("org-1", 0, 1)  # scripts are loaded now; NOSCRIPT would cost a reload
-    sends = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self: redis.connection.AbstractConnection, *args: object, **kw: object) -> None:
-        sends.append(1)
-        original(self, *args, **kw)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    sends: list[int] = request.getfixturevalue("sends")
     for a, b in [(NOW, NOW), (1, MAX_SECOND - 1), (0, MAX_SECOND), (NOW - 59, NOW + 3_601)]:
         sends.clear()
         assert store.count("org-1", a, b) == (1 if a <= NOW <= b else 0)
@@ -420,3 +428,128 @@ def test_a_busy_orgs_share_is_applied_in_chunks_exactly_once(
     for _ in range(50):
         a, b = sorted(rnd.randrange(NOW - YEAR, NOW + 1) for _ in range(2))
         assert store.count("org-busy", a, b) == oracle.count("org-busy", a, b)
+
+
+def _random_counters(redis_client: redis.Redis, base: str, rng: random.Random) -> list[int]:
+    """Counters at every level for events at many seconds, several at some (a parent holds
+    the sum of its children, as the projector writes them); the seconds."""
+    edges = [0, MAX_SECOND, 86_399, 86_400, 2_764_799, 2_764_800, 11_324_620_800]
+    seconds = edges + [rng.randrange(MAX_SECOND + 1) for _ in range(300)]
+    seconds += [NOW + rng.randrange(-3 * YEAR, 3 * YEAR) for _ in range(3000)]
+    seconds += [NOW + rng.randrange(-86_400, 86_400) for _ in range(1000)]
+    values: dict[tuple[str, int], int] = {}
+    for second in seconds:
+        weight = rng.choice([1, 1, 1, 2, 7])
+        for level, index in bucket_ids(second):
+            where = locate(base, level, index)
+            values[where] = values.get(where, 0) + weight
+    pipe = redis_client.pipeline(transaction=False)
+    for (key, field), value in values.items():
+        pipe.hset(key, field, value)
+    pipe.execute()
+    return seconds
+
+
+def _series_cases(rng: random.Random, seconds: list[int]) -> Iterator[list[int]]:
+    """Edge lists: near stored seconds, evenly spaced (days, hours at odd offsets), the extremes."""
+    points = sorted({min(MAX_SECOND, max(0, s + d)) for s in seconds for d in (-1, 0, 1)})
+    for case in range(120):
+        kind = case % 4
+        if kind == 0:
+            chosen = sorted(set(rng.sample(points, rng.randrange(2, 60))))
+        elif kind == 1:  # local days of a zone at an odd offset
+            step = rng.choice([86_400, 3_600, 7 * 86_400])
+            first = NOW - rng.randrange(2 * YEAR) + rng.choice([0, 20_700, -3_600, 37_800])
+            chosen = [first + i * step for i in range(rng.randrange(2, 400))]
+        elif kind == 2:
+            chosen = sorted({rng.randrange(MAX_SECOND + 2) for _ in range(rng.randrange(2, 30))})
+        else:
+            chosen = [0, rng.choice(points), MAX_SECOND + 1]
+        if len(chosen) >= 2:
+            yield chosen
+
+
+def test_the_series_script_counts_each_range_as_the_count_script_does(
+    store: CounterStore, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    rng = random.Random(13)
+    base = keys.org_base(key_prefix, "org-series")
+    seconds = _random_counters(redis_client, base, rng)
+    store.set_caught_up({0: 12.5})
+    checked = 0
+    for edges in _series_cases(rng, seconds):
+        counts, caught_up, _ = store.count_series("org-series", edges)
+        assert caught_up == 12.5
+        want = [store.count("org-series", a, b - 1) for a, b in itertools.pairwise(edges)]
+        assert counts == want, edges[:5]
+        checked += len(counts)
+    assert checked > 5_000
+
+
+def test_the_series_script_touches_only_the_keys_it_declares(
+    store: CounterStore, redis_client: redis.Redis, key_prefix: str, services: object
+) -> None:
+    """Run as an ACL user allowed exactly the declared keys: any other key is NOPERM."""
+    rng = random.Random(14)
+    base = keys.org_base(key_prefix, "org-acl")
+    seconds = _random_counters(redis_client, base, rng)
+    user, password = f"{key_prefix}-series", uuid.uuid4().hex
+    url = redis_client.connection_pool.connection_kwargs
+    limited = redis.Redis(
+        host=url.get("host", "127.0.0.1"),
+        port=url.get("port", 6379),
+        username=user,
+        password=password,
+    )
+    try:
+        for edges in list(_series_cases(rng, seconds))[:40]:
+            declared = [name for name, _, _ in keys.series_hashes(base, edges)]
+            assert len({redis.crc.key_slot(name.encode()) for name in declared}) == 1
+            redis_client.acl_setuser(
+                user,
+                enabled=True,
+                reset_keys=True,
+                passwords=[f"+{password}"],
+                keys=[
+                    *declared,
+                    keys.caught_up_key(key_prefix, TOPIC),
+                    keys.generation_key(key_prefix),
+                ],
+                commands=["+evalsha_ro", "+hget", "+script|load", "+hmget", "+ping"],
+            )
+            limited_store = CounterStore(limited, key_prefix, TOPIC, 3_600)
+            counts, _, _ = limited_store.count_series("org-acl", edges)
+            assert counts == store.count_series("org-acl", edges)[0]
+        # The check bites: a key left out of the ACL is refused.
+        edges = [NOW, NOW + 45 * 60, NOW + 86_400 + 17]
+        declared = [name for name, _, _ in keys.series_hashes(base, edges)]
+        redis_client.acl_setuser(
+            user, enabled=True, reset_keys=True, keys=declared[1:], commands=["+@all"]
+        )
+        with pytest.raises(redis.exceptions.ResponseError):
+            CounterStore(limited, key_prefix, TOPIC, 3_600).count_series("org-acl", edges)
+    finally:
+        limited.close()
+        redis_client.acl_deluser(user)
+
+
+def test_a_series_is_one_round_trip(
+    store: CounterStore, redis_client: redis.Redis, request: pytest.FixtureRequest
+) -> None:
+    store.apply([inc("org-1", "a", NOW, 0)], {})
+    store.count_series("org-1", [0, 1])  # the script is loaded now
+    sends: list[int] = request.getfixturevalue("sends")
+    days = [NOW - NOW % 86_400 + i * 86_400 - 3_600 for i in range(-400, 600)]
+    sends.clear()
+    counts, _, _ = store.count_series("org-1", days)
+    # On a cluster the org's node and the shared slot's node are asked at once.
+    assert len(sends) == (2 if is_cluster(redis_client) else 1)
+    assert sum(counts) == 1 and len(counts) == 999
+
+
+@pytest.mark.parametrize(
+    "edges", [[5], [], [5, 5], [6, 5], [-1, 5], [0, MAX_SECOND + 2], [0, 1.5], [0, "9"]]
+)
+def test_invalid_series_edges_are_refused(store: CounterStore, edges: list[object]) -> None:
+    with pytest.raises(ValueError):
+        store.count_series("org-1", edges)  # type: ignore[arg-type]

@@ -74,8 +74,8 @@ def test_redis_down_is_a_quick_503_with_retry_after(client: FlaskClient, path: s
 def test_openapi_documents_every_route_once(client: FlaskClient) -> None:
     doc = client.get("/api/v1/openapi.json").json
     assert doc["openapi"].startswith("3.")
-    # The live stream is documented by its own module (api/stream.py).
-    assert set(doc["paths"]) - {BASE_PATH + "/stream"} == {
+    # The live stream and the series are documented by their own modules.
+    assert set(doc["paths"]) - {BASE_PATH + "/stream", BASE_PATH + "/series"} == {
         BASE_PATH,
         BASE_PATH + "/{snapshot_id}",
         "/healthz",
@@ -84,6 +84,7 @@ def test_openapi_documents_every_route_once(client: FlaskClient) -> None:
     }
     assert not [path for path in doc["paths"] if path.count(BASE_PATH) > 1]  # alias undocumented
     assert set(doc["paths"][BASE_PATH]) == {"get", "post"}
+    assert set(doc["paths"][BASE_PATH + "/series"]) == {"get"}
     item = doc["paths"][BASE_PATH + "/{snapshot_id}"]
     assert set(item) == {"parameters", "get", "put", "delete"}
     assert item["parameters"][0]["schema"]["pattern"] == "^count-snapshot-[0-9a-f]{32}$"

@@ -194,3 +194,40 @@ def test_the_generation_record_sits_with_the_snapshots() -> None:
 def test_patterns_escape_the_prefixs_glob_characters() -> None:
     assert keys.generation_patterns("a*b", 2) == ["a\\*b:#2:*"]
     assert keys.generation_patterns("p[1]?", 1)[0] == "p\\[1\\]\\?:{[A-Za-z0-9]*"
+
+
+def test_a_hash_never_splits_a_parent_bucket() -> None:
+    """The series script reads a bucket's siblings from the hash of the bucket itself."""
+    for level in range(TOP):
+        per_hash = keys.LEVEL_FIELDS[level].per_hash
+        ratio = LEVEL_SIZES[level + 1] // LEVEL_SIZES[level]
+        assert per_hash == 0 or per_hash % ratio == 0, level
+
+
+@given(st.lists(st.integers(0, MAX_SECOND + 1), min_size=1, max_size=20))
+def test_series_hashes_hold_every_bucket_a_prefix_reads(seconds: list[int]) -> None:
+    base = keys.org_base("prc", "org-1")
+    declared = {name for name, _, _ in keys.series_hashes(base, seconds)}
+    for x in seconds:
+        for level in range(TOP):
+            parent_size = LEVEL_SIZES[level + 1]
+            if x % parent_size == 0:
+                continue
+            parent = x // parent_size
+            ratio = parent_size // LEVEL_SIZES[level]
+            assert locate(base, level + 1, parent)[0] in declared
+            for sibling in (parent * ratio, parent * ratio + ratio - 1):
+                assert locate(base, level, sibling)[0] in declared
+        assert locate(base, TOP, 0)[0] in declared
+
+
+def test_level_fields_agree_with_the_oracles_locate() -> None:
+    """LEVEL_FIELDS (what the series script reads) names the fields the other scripts write."""
+    base = keys.org_base("prc", "org-1")
+    for level, (kind, per_hash, field_base, step) in enumerate(keys.LEVEL_FIELDS):
+        for index in (0, 1, 7, 86_399, 86_401, 123_456_789):
+            number = index // per_hash if per_hash else 0
+            field = field_base + step * (index - number * per_hash)
+            assert locate(base, level, index) == (keys._hash_key(base, kind, number), field)
+    constants = keys.lua_constants()
+    assert constants["FIELD_BASE"] == [f.base for f in keys.LEVEL_FIELDS]
