@@ -63,6 +63,7 @@ CHECK_INTERVAL = 1.0  # seconds between checks of Redis's positions against ours
 # it. The callback holds kafka-python's I/O loop (heartbeats too): keep it well below the
 # session timeout. A batch that takes longer still lands safely (positions only move forward).
 REVOKE_SETTLE_SECONDS = 2.0
+METADATA_MAX_AGE_MS = 10_000
 SESSION_TIMEOUT_MS = 10_000
 ASSIGNORS = {
     "range": RangePartitionAssignor,
@@ -131,6 +132,10 @@ class Projector:
             # kafka-python backs off up to 30 s between reconnects (Java: 1 s), so after a
             # broker restart the projector idled for up to that long with the broker back.
             reconnect_backoff_max_ms=1000,
+            # A member whose group was assigned before the broker's metadata showed the topic
+            # (just created, or partitions added) holds an empty or short assignment until its
+            # next metadata refresh: 5 minutes by default. One small request every 10 s.
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         self.progress = Progress(
             self.consumer, self.tracker, self.store, self.topic, notify=rebuild is None

@@ -355,7 +355,7 @@ class CounterStore:
             raise ValueError(f"series edges must lie within 0..{MAX_SECOND + 1}")
         if any(a >= b for a, b in itertools.pairwise(points)):
             raise ValueError("series edges must increase")
-        hashes = keys.series_hashes(_org_base(self._prefix, org_id), points)
+        hashes = keys.series_hashes(_org_base(self._base, org_id), points)
         packed = struct.pack(
             f"<ii{len(points)}q" + "iq" * len(hashes),
             len(points),

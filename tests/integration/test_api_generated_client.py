@@ -45,6 +45,7 @@ MODULES = (
     "api.period_record_counts.refresh_count_snapshot",
     "api.period_record_counts.delete_count_snapshot",
     "api.live_stream.get_api_v1_period_record_counts_stream",
+    "api.series.count_records_per_interval",
 )
 
 
@@ -175,6 +176,29 @@ def test_generated_client_calls_every_endpoint(generated: SimpleNamespace) -> No
     taken = g.refresh_count_snapshot.sync_detailed(other.parsed.id, client=authed, body=update)
     assert taken.status_code == 409
     assert isinstance(taken.parsed, models.Problem) and taken.parsed.status == 409
+
+    # GET /series: January per day in Oslo (31 buckets, local edges); per hour over a year is
+    # more than 1,000 buckets, a 422 problem.
+    series = g.count_records_per_interval.sync_detailed(
+        client=anonymous,
+        org_id=ORG,
+        start=JANUARY[0],
+        end=JANUARY[1],
+        interval=models.CountRecordsPerIntervalInterval.DAY,
+        tz=models.CountRecordsPerIntervalTz.EUROPE_OSLO,
+    )
+    assert series.status_code == 200, series.content
+    assert isinstance(series.parsed, models.Series)
+    assert len(series.parsed.buckets) == 32  # 01:00 Jan 1 to 00:59:59 Feb 1, Oslo time
+    assert series.parsed.record_count == 0 and series.parsed.buckets[1].start.hour == 0
+    too_many = g.count_records_per_interval.sync_detailed(
+        client=anonymous,
+        org_id=ORG,
+        start=datetime(2025, 1, 1, tzinfo=UTC),
+        end=datetime(2025, 12, 31, tzinfo=UTC),
+        interval=models.CountRecordsPerIntervalInterval.HOUR,
+    )
+    assert too_many.status_code == 422 and too_many.parsed.status == 422
 
     # The stream: an unknown snapshot is a 404 problem (a known one would stream forever).
     no_stream = g.get_api_v1_period_record_counts_stream.sync_detailed(

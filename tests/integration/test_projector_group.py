@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import random
 import re
+import socket
 import time
 import urllib.request
 import uuid
@@ -54,6 +55,13 @@ class Member:
         return found
 
 
+def _answers(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
 class Group:
     """The projector members of the drill, started and stopped by pid."""
 
@@ -81,6 +89,9 @@ class Group:
         self.start(member.instance_id)
 
     def terminate_and_restart(self, member: Member) -> None:
+        # A clean stop of a running member: one restarted a moment ago may still be importing,
+        # before its SIGTERM handler exists (it serves metrics only once the handler is in).
+        wait_until(lambda: _answers(member.metrics_port), 60, f"{member.instance_id} running")
         assert member.proc.stop() == 0, member.proc.output()[-3000:]
         self.change("sigterm+restart", member)
         self.start(member.instance_id)
@@ -257,9 +268,12 @@ def test_members_join_leave_crash_and_return_while_events_arrive(
     assert inconsistencies(settings, redis_client, read_topic(settings)) == []
 
     # A range that ended well before caught_up_at (minus the grace) is complete.
-    client = create_app(settings).test_client()
+    app = create_app(settings)
     org = sorted(seconds)[0]
     body = {"org_id": org, "range": {"start": format_utc(lo), "end": format_utc(hi)}}
-    answer = client.post("/api/v1/period-record-counts", json=body)
+    try:
+        answer = app.test_client().post("/api/v1/period-record-counts", json=body)
+    finally:
+        app.extensions["period-record-counts"].redis.close()
     assert answer.status_code == 201 and answer.json["is_complete"] is True, answer.json
     assert answer.json["record_count"] == len(seconds[org])

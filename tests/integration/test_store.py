@@ -554,3 +554,17 @@ def test_a_series_is_one_round_trip(
 def test_invalid_series_edges_are_refused(store: CounterStore, edges: list[object]) -> None:
     with pytest.raises(ValueError):
         store.count_series("org-1", edges)  # type: ignore[arg-type]
+
+
+def test_a_later_generation_counts_its_series_from_its_own_keys(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """Generation 1 and 3 hold different events: each one's series counts only its own."""
+    first = CounterStore(redis_client, key_prefix, TOPIC, 3_600)
+    third = CounterStore(redis_client, key_prefix, TOPIC, 3_600, generation=3)
+    first.apply([inc("org-g", "e-1", NOW, 0)], {0: 1})
+    third.apply([inc("org-g", f"e-{n}", NOW + n * 3_600, n) for n in range(5)], {0: 5})
+    edges = [NOW - 86_400, NOW, NOW + 86_400]
+    assert first.count_series("org-g", edges)[0] == [0, 1]
+    assert third.count_series("org-g", edges)[0] == [0, 5]
+    assert third.count("org-g", NOW, NOW + 86_399) == 5
