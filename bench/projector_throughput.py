@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import bench_settings, cleanup, cleanup_prefix, machine, table
 from bench.cpu import cpu_seconds
+from bench.redis_targets import Target, targets
 from events.connections import kafka_config
 from events.produce import Plan, produce
 from events.redis_client import connect
@@ -63,9 +64,12 @@ def bare_read(settings: Settings, total: int) -> float:
     return elapsed
 
 
-def projector_run(settings: Settings, ends: dict[int, int], members: int) -> Run:
+def projector_run(
+    settings: Settings, ends: dict[int, int], members: int, redis_pids: dict[str, int] | None = None
+) -> Run:
     """`members` x `python -m projector` in one group, from start to Redis positions at the
-    log ends; with the CPU each process and Redis used meanwhile."""
+    log ends; with the CPU each process and each Redis node (`redis_pids`, by name; default:
+    the one server `settings` points at) used meanwhile."""
     tag = f"m{members}-{uuid.uuid4().hex[:6]}"
     settings = replace(
         settings,
@@ -74,8 +78,9 @@ def projector_run(settings: Settings, ends: dict[int, int], members: int) -> Run
     )
     client = connect(settings)
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
-    redis_pid = int(client.info("server")["process_id"])
-    redis_before = cpu_seconds(redis_pid)
+    if redis_pids is None:
+        redis_pids = {"redis": int(client.info("server")["process_id"])}
+    redis_before = {node: cpu_seconds(pid) for node, pid in redis_pids.items()}
     started = time.perf_counter()
     procs = [start_projector(settings, PROJECTOR_INSTANCE_ID=f"{tag}-{n}") for n in range(members)]
     try:
@@ -87,7 +92,7 @@ def projector_run(settings: Settings, ends: dict[int, int], members: int) -> Run
         )
         elapsed = time.perf_counter() - started
         cpu = [cpu_seconds(proc.pid) for proc in procs]
-        redis_cpu = cpu_seconds(redis_pid) - redis_before
+        redis_cpu = {n: cpu_seconds(pid) - redis_before[n] for n, pid in redis_pids.items()}
     finally:
         for proc in procs:
             proc.stop()
@@ -98,34 +103,40 @@ def projector_run(settings: Settings, ends: dict[int, int], members: int) -> Run
 
 @dataclass(frozen=True)
 class Run:
-    """One projector run: members, wall seconds, CPU seconds per member and of Redis."""
+    """One projector run: members, wall seconds, CPU seconds per member and per Redis node."""
 
     members: int
     seconds: float
     cpu: list[float]
-    redis_cpu: float
+    redis_cpu: dict[str, float]
+
+
+def publish(settings: Settings, events: int, span_days: float) -> tuple[int, dict[int, int]]:
+    """Pre-publish the bench's events (5 % duplicates, 200 orgs); the log ends and their sum."""
+    now_ms = int(time.time() * 1000)
+    plan = Plan(
+        orgs=tuple(f"org-{i}" for i in range(200)),
+        count=events,
+        start_ms=now_ms - int(span_days * DAY * 1000),
+        end_ms=now_ms,
+        duplicate_ratio=0.05,
+        seed=1,
+    )
+    sent = produce(plan, settings, settings.record_events_topic, workers=2)
+    ends = end_offsets(settings, settings.record_events_topic)
+    total = sum(ends.values())
+    print(
+        f"published {sent.sent:,} events in {sent.elapsed_s:.1f}s "
+        f"({sent.sent / sent.elapsed_s:,.0f}/s); log ends total {total:,}"
+    )
+    return total, ends
 
 
 def throughput(events: int, span_days: float, members: list[int]) -> None:
     """Part 1: projector(s) vs bare consumer over the same pre-published topic."""
     settings = bench_settings("throughput")
     try:
-        now_ms = int(time.time() * 1000)
-        plan = Plan(
-            orgs=tuple(f"org-{i}" for i in range(200)),
-            count=events,
-            start_ms=now_ms - int(span_days * DAY * 1000),
-            end_ms=now_ms,
-            duplicate_ratio=0.05,
-            seed=1,
-        )
-        sent = produce(plan, settings, settings.record_events_topic, workers=2)
-        ends = end_offsets(settings, settings.record_events_topic)
-        total = sum(ends.values())
-        print(
-            f"published {sent.sent:,} events in {sent.elapsed_s:.1f}s "
-            f"({sent.sent / sent.elapsed_s:,.0f}/s); log ends total {total:,}"
-        )
+        total, ends = publish(settings, events, span_days)
         bare = bare_read(settings, total)
         rows = [["bare kafka-python consumer (read only)", f"{bare:.1f}", f"{total / bare:,.0f}"]]
         rows[0] += ["1.00", "-", "-", "-"]
@@ -140,11 +151,53 @@ def throughput(events: int, span_days: float, members: list[int]) -> None:
                     f"{bare / run.seconds:.2f}",
                     per_process,
                     f"{sum(run.cpu) / total * 1e6:.1f}",
-                    f"{run.redis_cpu / total * 1e6:.1f}",
+                    f"{sum(run.redis_cpu.values()) / total * 1e6:.1f}",
                 ]
             )
         headers = ["reader", "seconds", "events/s", "ratio to bare"]
         headers += ["CPU us/event per member", "all members", "Redis"]
+        print(table(headers, rows))
+    finally:
+        cleanup(settings)
+
+
+def cluster_side_by_side(events: int, span_days: float, members: int) -> None:
+    """`--redis-cluster`: the same projector run on a private single Redis and a private
+    3-master cluster, over one pre-published topic, in one run; ratios cluster/single and
+    CPU per event per Redis node."""
+    settings = bench_settings("throughput-cluster")
+    try:
+        total, ends = publish(settings, events, span_days)
+        with targets() as found:
+            runs: list[tuple[Target, Run]] = []
+            for target in found:
+                target.ping(settings)
+                runs.append(
+                    (target, projector_run(target.settings(settings), ends, members, target.pids))
+                )
+        single = runs[0][1]
+        rows = []
+        for target, run in runs:
+            redis_total = sum(run.redis_cpu.values())
+            per_node = " / ".join(
+                f"{node} {cpu / total * 1e6:.1f}" for node, cpu in sorted(run.redis_cpu.items())
+            )
+            rows.append(
+                [
+                    target.name,
+                    f"{run.seconds:.1f}",
+                    f"{total / run.seconds:,.0f}",
+                    f"{single.seconds / run.seconds:.2f}",
+                    f"{sum(run.cpu) / total * 1e6:.1f}",
+                    f"{redis_total / total * 1e6:.1f}",
+                    f"{redis_total / max(sum(single.redis_cpu.values()), 1e-9):.2f}",
+                    per_node,
+                ]
+            )
+        headers = ["Redis", "seconds", "events/s", "throughput cluster/single"]
+        headers += ["projector CPU us/event", "Redis CPU us/event (all nodes)"]
+        headers += ["Redis CPU cluster/single", "Redis CPU us/event per node"]
+        print(f"{total:,} events, {members} projector member(s)")
         print(table(headers, rows))
     finally:
         cleanup(settings)
@@ -222,8 +275,21 @@ def main() -> None:
     parser.add_argument("--memory-per-day", type=int, default=100)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="time the projector on a private single Redis and a private 3-master cluster "
+        "side by side (first --members size), instead of parts 1 and 2",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 events")
     args = parser.parse_args()
+    if args.quick:
+        args.events = min(args.events, 20_000)
+        args.memory_orgs, args.memory_days, args.memory_per_day = 20, 5, 20
     print(f"# projector_throughput on {machine()}")
+    if args.redis_cluster:
+        cluster_side_by_side(args.events, args.span_days, int(args.members.split(",")[0]))
+        return
     if not args.skip_throughput:
         throughput(args.events, args.span_days, [int(n) for n in args.members.split(",")])
     if not args.skip_memory:
