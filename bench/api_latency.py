@@ -647,9 +647,19 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (-t)")
     add_quiet_flags(parser)
     parser.add_argument("--quick", action="store_true", help="smoke run: 50k events, 50 ranges")
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="single Redis vs 3-master cluster side by side (bench/api_cluster.py)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.events, args.requests, args.seconds = 50_000, 50, 3.0
+    if args.redis_cluster:
+        from bench import api_cluster
+
+        api_cluster.run(args)
+        return
     run(args)
 
 
