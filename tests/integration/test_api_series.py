@@ -34,11 +34,11 @@ from events.redis_client import connect
 from events.schema import RecordCreated, format_utc, parse_instant
 from events.settings import Settings
 from events.topics import ensure_topics
+from scripts.harness import start_projector
 from tests.conftest import Services
 from tests.integration.projection import (
     module_settings,
     remove_module_world,
-    running_projector,
     wait_projected,
 )
 
@@ -135,16 +135,26 @@ def world(services: Services) -> Iterator[World]:
     client = connect(settings, timeout=30)
     try:
         events = make_events(random.Random(1313), 6000)
-        with (
-            Publisher(settings.kafka_bootstrap_servers, settings.record_events_topic) as publisher,
-            running_projector(settings),
-        ):
-            for event in events:
-                publisher.publish(event)
-            for event in events[:300]:  # producer retries: counted once
-                publisher.publish(event)
-            publisher.flush()
-            wait_projected(settings, client)
+        # The projector as a process of its own, as deployed: late in a long session an
+        # in-process one shares kafka-python's threads with every client earlier modules left.
+        projector = start_projector(settings)
+        try:
+            with Publisher(
+                settings.kafka_bootstrap_servers, settings.record_events_topic
+            ) as publisher:
+                for event in events:
+                    publisher.publish(event)
+                for event in events[:300]:  # producer retries: counted once
+                    publisher.publish(event)
+                publisher.flush()
+            try:
+                wait_projected(settings, client)
+            except TimeoutError as error:
+                raise AssertionError(
+                    f"{error}; projector said:\n{projector.output()[-4000:]}"
+                ) from error
+        finally:
+            assert projector.stop() == 0, projector.output()[-3000:]
         seconds: dict[str, list[int]] = {}
         for event in events:
             seconds.setdefault(event.org_id, []).append(event.occurred_second)
