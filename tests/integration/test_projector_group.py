@@ -7,7 +7,6 @@ import contextlib
 import itertools
 import random
 import re
-import socket
 import time
 import urllib.request
 import uuid
@@ -23,6 +22,7 @@ from events.schema import format_utc
 from events.settings import Settings
 from events.topics import admin_client, delete_topics, dlq_topic_for, ensure_topics
 from scripts.harness import Proc, free_port, start_projector, wait_until
+from scripts.servers import port_open
 from tests.integration.drills import Feeder, inconsistencies, read_topic, recent_plan
 from tests.integration.projection import log_ends, store_for, wait_projected
 
@@ -55,13 +55,6 @@ class Member:
         return found
 
 
-def _answers(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:`port`."""
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-    return False
-
-
 class Group:
     """The projector members of the drill, started and stopped by pid."""
 
@@ -91,7 +84,7 @@ class Group:
     def terminate_and_restart(self, member: Member) -> None:
         # A clean stop of a running member: one restarted a moment ago may still be importing,
         # before its SIGTERM handler exists (it serves metrics only once the handler is in).
-        wait_until(lambda: _answers(member.metrics_port), 60, f"{member.instance_id} running")
+        wait_until(lambda: port_open(member.metrics_port), 60, f"{member.instance_id} running")
         assert member.proc.stop() == 0, member.proc.output()[-3000:]
         self.change("sigterm+restart", member)
         self.start(member.instance_id)
