@@ -15,6 +15,7 @@ from api.openapi import Blueprint
 from api.schemas import HealthSchema, ReadySchema
 from api.service import current_components, current_service
 from events.preflight import redis_rejection
+from projector import listpack
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,13 @@ class Ready(MethodView):
     @blp.errors(503)
     @blp.doc(operationId="readiness")
     def get(self) -> dict[str, object] | Response:
-        """Redis answers; reports how far the projection has got, the live generation and a
-        rebuild's progress; 503 without Redis.
+        """Redis answers; reports how far the projection has got, the live generation, a
+        rebuild's progress and whether Redis keeps the hashes compact; 503 without Redis.
 
         When Redis refuses the service (credentials, ACL, TLS) the 503 says so."""
         try:
             ready = current_service().readiness()
+            compact = listpack.read(current_components().redis)
         except RedisError as exc:
             reason = redis_rejection(exc)
             if reason is None:
@@ -62,6 +64,11 @@ class Ready(MethodView):
             "lag_seconds": ready.lag_seconds,
             "generation": ready.generation,
             "rebuild": None if ready.rebuild is None else dataclasses.asdict(ready.rebuild),
+            "listpack": {
+                "ok": compact.ok,
+                "config": dict(compact.config),
+                "needed": dict(compact.needed),
+            },
         }
 
 

@@ -311,6 +311,31 @@ class RebuildProgressSchema(ResponseSchema):
     )
 
 
+class ListpackSettingsSchema(ResponseSchema):
+    """Redis's hash-max-listpack-* settings against what the key layout needs."""
+
+    ok = fields.Boolean(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Every setting meets the need (hashes stay compact); false: counts "
+            "stay exact but busy orgs take several times the memory; null: not readable."
+        },
+    )
+    config = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(allow_none=True),
+        required=True,
+        metadata={"description": "The settings Redis reported (null: CONFIG GET refused)."},
+    )
+    needed = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "The least value of each setting the layout needs."},
+    )
+
+
 class ReadySchema(ResponseSchema):
     """Redis answers; how far the projection has got, its live generation, a rebuild."""
 
@@ -335,3 +360,4 @@ class ReadySchema(ResponseSchema):
         allow_none=True,
         metadata={"description": "The rebuild under way, or null."},
     )
+    listpack = fields.Nested(ListpackSettingsSchema, required=True)

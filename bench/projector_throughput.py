@@ -12,6 +12,10 @@ group (each run on fresh Redis keys and a fresh group), printing the CPU each me
 Redis spent per event: on 2 cores more members cannot be faster, but CPU per event shows
 what they would cost on a machine with room for them.
 
+`--density-sweep` replaces part 2 with the same measure at 10, 100, 1,000, 10,000, 100,000
+and 250,000 events per org per day (~600,000 events a step), beside a sorted set per org
+(ZADD of the same events: the baseline of /work/shared/notes/baselines.md).
+
 Part 2 applies 1,000 orgs x 30 days x 100 events/org/day straight through the projector's
 store (the same Lua and key layout; Kafka would only add time) and reports Redis memory
 (`INFO memory`, and `MEMORY USAGE` summed per key kind) per event, counters and dedup apart.
@@ -203,18 +207,30 @@ def cluster_side_by_side(events: int, span_days: float, members: int) -> None:
         cleanup(settings)
 
 
-def memory(orgs: int, days: int, per_day: int) -> None:
-    """Part 2: Redis bytes per event for counters and for the dedup window."""
+def memory(orgs: int, days: int, per_day: int, zset: bool = False) -> dict[str, float]:
+    """Part 2: Redis bytes per event for counters and for the dedup window (and, with
+    `zset`, for the sorted-set baseline on the same events); prints its table."""
     settings = bench_settings("memory")
     client = connect(settings)
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
     rng = random.Random(3)
     start = (int(time.time()) // DAY - days) * DAY
+    zset_prefix = f"{settings.redis_key_prefix}:zset:"
     try:
         before = client.info("memory")["used_memory"]
         batch: list[Increment] = []
         offset = 0
         total = 0
+
+        def flush() -> None:
+            store.apply(batch, {})
+            if zset:
+                pipe = client.pipeline(transaction=False)
+                for inc in batch:
+                    pipe.zadd(f"{zset_prefix}{{{inc.org_id}}}", {inc.event_id: inc.second})
+                pipe.execute()
+            batch.clear()
+
         for day in range(days):
             for o in range(orgs):
                 org = f"org-{o:04d}"
@@ -222,26 +238,34 @@ def memory(orgs: int, days: int, per_day: int) -> None:
                     second = start + day * DAY + rng.randrange(DAY)
                     batch.append(Increment(org, uuid.uuid4().hex, second, o % 6, offset, second))
                     offset += 1
-                if len(batch) >= 5000:
-                    store.apply(batch, {})
-                    total += len(batch)
-                    batch.clear()
+                    if len(batch) >= 5000:
+                        total += len(batch)
+                        flush()
         if batch:
-            store.apply(batch, {})
             total += len(batch)
+            flush()
         after = client.info("memory")["used_memory"]
         by_kind: dict[str, int] = {}
+        encodings: dict[str, set[str]] = {}
         for key in client.scan_iter(match=f"{settings.redis_key_prefix}:*", count=5000):
-            kind = keys.kind_of(key.decode())
+            name = key.decode()
+            kind = "zset" if name.startswith(zset_prefix) else keys.kind_of(name)
             by_kind[kind] = by_kind.get(kind, 0) + (client.memory_usage(key, samples=0) or 0)
+            if kind in ("counters", "dedup"):
+                encoding = client.object("encoding", key)
+                encodings.setdefault(kind, set()).add(
+                    encoding.decode() if isinstance(encoding, bytes) else str(encoding)
+                )
         rows = [
-            [kind, f"{size:,}", f"{size / total:.1f}"] for kind, size in sorted(by_kind.items())
+            [kind, f"{size:,}", f"{size / total:.1f}", ",".join(sorted(encodings.get(kind, [])))]
+            for kind, size in sorted(by_kind.items())
         ]
         rows.append(
             [
                 "INFO used_memory delta (all)",
                 f"{after - before:,}",
                 f"{(after - before) / total:.1f}",
+                "",
             ]
         )
         print(f"{orgs} orgs x {days} days x {per_day} events/org/day = {total:,} events")
@@ -249,10 +273,47 @@ def memory(orgs: int, days: int, per_day: int) -> None:
             f"hash-max-listpack-entries = "
             f"{client.config_get('hash-max-listpack-entries')['hash-max-listpack-entries']}"
         )
-        print(table(["key kind", "bytes", "bytes/event"], rows))
+        print(table(["key kind", "bytes", "bytes/event", "encodings"], rows))
+        return {kind: size / total for kind, size in by_kind.items()}
     finally:
         client.close()
         cleanup(settings)
+
+
+# Density sweep steps: events per org per day -> (orgs, days), ~600,000 events each.
+SWEEP = {
+    10: (2_000, 30),
+    100: (200, 30),
+    1_000: (20, 30),
+    10_000: (2, 30),
+    100_000: (1, 6),
+    250_000: (1, 2),
+}
+COUNTER_TARGET, DEDUP_TARGET = 16.0, 24.0
+
+
+def density_sweep() -> None:
+    """Bytes per event, counters and dedup apart, from a quiet org to a burst day."""
+    rows = []
+    for per_day, (orgs, days) in SWEEP.items():
+        got = memory(orgs, days, per_day, zset=True)
+        counters, dedup = got.get("counters", 0.0), got.get("dedup", 0.0)
+        rows.append(
+            [
+                f"{per_day:,}",
+                f"{counters:.1f}",
+                "ok" if counters <= COUNTER_TARGET else "OVER",
+                f"{dedup:.1f}",
+                "ok" if dedup <= DEDUP_TARGET else "OVER",
+                f"{counters + dedup:.1f}",
+                f"{got.get('zset', 0.0):.1f}",
+                f"{got.get('zset', 0.0) / max(counters + dedup, 1e-9):.1f}",
+            ]
+        )
+    print("density sweep (bytes/event; MEMORY USAGE per key kind)")
+    headers = ["events/org/day", "counters", "<= 16", "dedup", "<= 24", "both"]
+    headers += ["zset baseline", "zset / ours"]
+    print(table(headers, rows))
 
 
 def main() -> None:
@@ -282,6 +343,11 @@ def main() -> None:
         "side by side (first --members size), instead of parts 1 and 2",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 20,000 events")
+    parser.add_argument(
+        "--density-sweep",
+        action="store_true",
+        help="memory per event at 10 .. 250,000 events/org/day instead of part 2's one density",
+    )
     args = parser.parse_args()
     if args.quick:
         args.events = min(args.events, 20_000)
@@ -292,7 +358,9 @@ def main() -> None:
         return
     if not args.skip_throughput:
         throughput(args.events, args.span_days, [int(n) for n in args.members.split(",")])
-    if not args.skip_memory:
+    if args.density_sweep:
+        density_sweep()
+    elif not args.skip_memory:
         memory(args.memory_orgs, args.memory_days, args.memory_per_day)
 
 

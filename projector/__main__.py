@@ -11,10 +11,13 @@ import logging
 import signal
 import sys
 
+from redis.exceptions import RedisError
+
 from events.logs import configure_logging, exit_if_rejected
 from events.preflight import check_services
+from events.redis_client import connect
 from events.settings import Settings
-from projector import metrics
+from projector import listpack, metrics
 from projector.consumer import Projector
 from projector.rebuild import SWITCH_LAG, Options, Rebuilder
 
@@ -76,10 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     projector = Projector(settings)
     signal.signal(signal.SIGTERM, lambda *_: projector.request_stop())
     signal.signal(signal.SIGINT, lambda *_: projector.request_stop())
+    # After the handlers: a SIGTERM while Redis is asked still ends the process cleanly.
+    report_listpack(settings)
     metrics.serve(settings.projector_metrics_port)
     log.info("metrics served", extra={"port": settings.projector_metrics_port})
     projector.run()
     return 0
+
+
+def report_listpack(settings: Settings) -> None:
+    """Log whether Redis keeps the layout's hashes compact (a warning when it does not)."""
+    try:
+        client = connect(settings)
+        try:
+            result = listpack.read(client)
+        finally:
+            client.close()
+    except RedisError as exc:  # the poll loop retries Redis; this check is advice only
+        log.warning("listpack settings not read", extra={"error": str(exc)})
+        return
+    config = dict(result.config)
+    warning = result.warning()
+    if warning is not None:
+        log.warning(warning, extra={"listpack": config, "needed": dict(result.needed)})
+    elif result.ok is None:
+        log.warning("listpack settings unknown (CONFIG GET refused)", extra={"listpack": config})
+    else:
+        log.info("listpack settings fit the layout", extra={"listpack": config})
 
 
 def rebuild(settings: Settings, args: argparse.Namespace) -> int:

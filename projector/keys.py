@@ -17,14 +17,26 @@ deployment's keys can look like a generation's). Snapshots, the generation recor
 change channel are not per generation: they live under the configured prefix (`R` below).
 
 Org keys (hashes):
-- `P:{org}:d:D` — levels 0-2 of day D. Fields: second of day (0..86399); -1 - minute of day
-  (-1..-1440); -1441 - hour of day (-1441..-1464). Values: counts.
-- `P:{org}:b:B` — level 3 of block B. Fields: day of block (0..31).
-- `P:{org}:u` — levels 4-7. Fields: 4 * index + (level - 4).
+- `P:{org}:u` — the org's top-level buckets (TREE_SIZES[TREE_TOP], ~359 years): top index
+  -> count. Always kept; the root of every count.
+- `P:{org}:n:L:I` — a node of the org's count tree: it covers
+  [I * TREE_SIZES[L], (I + 1) * TREE_SIZES[L]) (1 <= L <= TREE_TOP). A *leaf* holds the
+  events under it as second offset within the node (0 .. TREE_SIZES[L] - 1) -> count. An
+  *interior* node holds field `i` (NODE_MARK) and, per child j (a level-(L - 1) node,
+  0 .. ratio - 1), j -> the child's total. A leaf that holds
+  more than SPLIT_AT fields after a write is split by apply.lua: its seconds move into
+  leaves of its children, it keeps their totals. Level-1 nodes (a minute, <= 60 fields)
+  are always leaves. So a quiet org keeps one leaf per 32 days or more, a busy one a leaf
+  per minute, and no hash holds more than SPLIT_AT counters once a write is done
+  (docs/design.md, "Counter tree").
 - `P:{org}:pos` — `<topic>:<partition>` -> highest offset applied for this org.
-- `P:{org}:x:G:S` — dedup for generation G = seen_at // window and shard S (first byte of the
-  digest % DEDUP_SHARDS): 16-byte blake2b digest of event_id -> seen_at when it was counted.
-  Expires after the next generation ends (plus a day), or a day after its last write.
+- `P:{org}:x:G` — the directory of the dedup table of generation G = seen_at // window (an
+  extendible hash table; a string of 2^D bytes, byte i = the depth l of the bucket holding
+  the digests whose top D bits are i).
+- `P:{org}:x:G:l:b` — a dedup bucket: digests whose top l bits are b; the first
+  DEDUP_FIELD_BYTES of the blake2b digest of event_id -> seen_at - G * window when it was
+  counted. Over DEDUP_SPLIT_AT fields it splits into (l + 1, 2b) and (l + 1, 2b + 1).
+  Both expire after the next generation ends (plus a day), or a day after their last write.
 
 Shared keys of a generation:
 - `P:{#}:caught_up:<topic>` — partition -> caught-up epoch seconds (float, only ever raised),
@@ -47,19 +59,14 @@ Shared keys of the deployment:
 - `R:{#}:changes` — the sharded pub/sub channel of change notices (`projector.store`).
 
 Why this shape: every field name is a small integer (Redis stores those in 1-4 bytes inside
-a listpack) and a day's seconds, minutes and hours share one hash, so for 100 events per org
-per day the key overhead is paid once per org-day and the hash holds about 220 entries. That
-stays listpack-encoded under Redis's default `hash-max-listpack-entries 512` (our redis.conf
-and docker-compose set it explicitly). Measured on Redis 7.0 for 1,000 orgs x 30 days x 100
-events/org/day: ~14 bytes per event for counters and ~26 bytes per event held in the dedup
-window. A smaller setting stays correct; busier hashes are then stored as hashtables, at
-several times the memory.
+a listpack), every hash stays below SPLIT_AT entries whatever the density, so it stays
+listpack-encoded as long as `hash-max-listpack-entries` >= SPLIT_AT (LISTPACK_ASSUMED; our
+redis.conf and docker-compose set 512; the projector checks at start). A smaller setting
+stays correct; the hashes are then stored as hashtables, at several times the memory.
 
-The Lua scripts compute the same fields from the constants `lua_constants()` gives them;
-tests/support/oracles.py holds the Python twin the tests compare them with. `LEVEL_FIELDS`
-states the same layout as data (which hash each level lives in, its field formula); the
-series script (lua/series.lua) reads it from the injected constants, and `series_hashes`
-names the hashes it may read.
+The Lua scripts name nodes from the constants `lua_constants()` gives them (NODE_KEY is
+`node_key`'s format); tests/support/oracles.py holds the Python twin the tests compare them
+with. `count_keys` and `series_hashes` name every node the read scripts may read.
 """
 
 from __future__ import annotations
@@ -68,17 +75,46 @@ import itertools
 import re
 from collections.abc import Iterable
 from functools import cache
-from typing import NamedTuple
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS as CLUSTER_SLOTS
 from redis.crc import key_slot
 
 from projector.buckets import DAY, LEVEL_SIZES
 
-DEDUP_SHARDS = 4
-MINUTES_PER_DAY = 1_440
-HOURS_PER_DAY = 24
-DAYS_PER_BLOCK = LEVEL_SIZES[4] // DAY
+# Bytes of the event id's blake2b digest kept as a dedup field (docs/design.md, "Dedup
+# window": the collision bound).
+DEDUP_FIELD_BYTES = 8
+# A dedup bucket holding more fields than this after a write splits in two.
+DEDUP_SPLIT_AT = 256
+# The count tree's node sizes (seconds), each a small multiple of the one below (at most 8,
+# beyond the minute), so a split leaf's children are never many nearly empty hashes: with
+# SPLIT_AT, a split costs at most ~8 keys per SPLIT_AT events (docs/design.md). Node level L
+# covers [index * TREE_SIZES[L], ...); level 0 is the second, the top is the counters' top.
+TREE_SIZES: tuple[int, ...] = (
+    1,
+    60,
+    300,
+    900,
+    3_600,
+    14_400,
+    DAY,
+    4 * DAY,
+    32 * DAY,
+    256 * DAY,
+    2_048 * DAY,
+    16_384 * DAY,
+    LEVEL_SIZES[-1],  # 131,072 days: the upper hash holds at most 23 of them
+)
+TREE_TOP = len(TREE_SIZES) - 1
+# A leaf of the count tree holding more fields than this after a write is split.
+SPLIT_AT = 256
+# What the layout assumes of Redis: hashes of up to this many entries stay listpacks.
+LISTPACK_ASSUMED = {"hash-max-listpack-entries": 512, "hash-max-listpack-value": 64}
+# The field that marks an interior node of the count tree.
+NODE_MARK = "i"
+# Keys the count script reads: the upper hash, then the path of nodes (TREE_TOP .. 1)
+# over each of its two edges.
+COUNT_KEYS = 1 + 2 * TREE_TOP
 _ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}").fullmatch
 _PREFIX = re.compile(r"[^{}\s#]+").fullmatch
 # The generation whose keys have no generation segment: the layout from before generations.
@@ -134,18 +170,13 @@ def org_base(prefix: str, org_id: str) -> str:
     return f"{prefix}:{{{org_id}}}:"
 
 
-def day_key(base: str, day: int) -> str:
-    """The org-day hash holding levels 0-2 (seconds, minutes, hours)."""
-    return f"{base}d:{day}"
-
-
-def block_key(base: str, block: int) -> str:
-    """The org's 32-day block hash holding level 3 (days)."""
-    return f"{base}b:{block}"
+def node_key(base: str, level: int, index: int) -> str:
+    """The count-tree node covering bucket (level, index) of the org at `base`."""
+    return f"{base}n:{level}:{index}"
 
 
 def upper_key(base: str) -> str:
-    """The org's hash holding levels 4-7."""
+    """The org's hash of top-level bucket totals."""
     return f"{base}u"
 
 
@@ -154,9 +185,15 @@ def offsets_key(base: str) -> str:
     return f"{base}pos"
 
 
-def dedup_key(base: str, generation: int, shard: int) -> str:
-    """One shard of the org's dedup hash for one generation of the window."""
-    return f"{base}x:{generation}:{shard}"
+def dedup_directory_key(base: str, generation: int) -> str:
+    """The directory of the org's dedup table for one generation of the window (a string:
+    byte i is the depth of the bucket holding digests whose top bits are i)."""
+    return f"{base}x:{generation}"
+
+
+def dedup_key(base: str, generation: int, depth: int, bits: int) -> str:
+    """The dedup bucket of one generation holding digests whose top `depth` bits are `bits`."""
+    return f"{base}x:{generation}:{depth}:{bits}"
 
 
 def offset_field(topic: str, partition: int) -> str:
@@ -245,8 +282,8 @@ CAUGHT_UP_PARTITIONS_FIELD = "partitions"
 # The topic's caught_up_at, kept in the same hash by the writer (projector/lua/caught_up.lua).
 CAUGHT_UP_MIN_FIELD = "min"
 
-_KIND = re.compile(r"^[^{]*\{[^#}][^}]*\}:(d|b|u|pos|x)(?::|$)")
-_KIND_NAMES = {"d": "counters", "b": "counters", "u": "counters", "x": "dedup", "pos": "offsets"}
+_KIND = re.compile(r"^[^{]*\{[^#}][^}]*\}:(n|u|pos|x)(?::|$)")
+_KIND_NAMES = {"n": "counters", "u": "counters", "x": "dedup", "pos": "offsets"}
 
 
 def kind_of(key: str) -> str:
@@ -260,84 +297,44 @@ def changes_channel(prefix: str) -> str:
     return f"{shared_base(prefix)}changes"
 
 
+def prefix_path(base: str, second: int) -> list[str]:
+    """The nodes (levels TREE_TOP .. 1) whose bucket holds `second`: those a count of the
+    events before `second` may read."""
+    return [node_key(base, level, second // TREE_SIZES[level]) for level in range(TREE_TOP, 0, -1)]
+
+
 def count_keys(base: str, start: int, end: int) -> tuple[str, ...]:
-    """The hashes `lua/count.lua` reads for [start, end]: both edges' day and block, upper."""
-    first_day, last_day = start // DAY, end // DAY
-    return (
-        day_key(base, first_day),
-        day_key(base, last_day),
-        block_key(base, first_day // DAYS_PER_BLOCK),
-        block_key(base, last_day // DAYS_PER_BLOCK),
-        upper_key(base),
-    )
+    """The COUNT_KEYS hashes `lua/count_lib.lua` may read for [start, end]: the upper hash,
+    the path over `start` and the path over `end + 1`."""
+    return (upper_key(base), *prefix_path(base, start), *prefix_path(base, end + 1))
 
 
-class LevelFields(NamedTuple):
-    """Where one level's counters live: `kind` of hash (DAY_HASH, BLOCK_HASH, UPPER_HASH),
-    `per_hash` consecutive buckets per hash (0: one hash holds them all), and the field of
-    bucket `index`: base + step * (index - hash number * per_hash)."""
-
-    kind: int
-    per_hash: int
-    base: int
-    step: int
-
-
-DAY_HASH, BLOCK_HASH, UPPER_HASH = 1, 2, 3
-_TOP = len(LEVEL_SIZES) - 1
-_UPPER_LEVELS = len(LEVEL_SIZES) - 4  # levels 4..TOP share the upper hash, interleaved
-LEVEL_FIELDS: tuple[LevelFields, ...] = (
-    LevelFields(DAY_HASH, DAY, 0, 1),  # seconds of the day: 0..86399
-    LevelFields(DAY_HASH, MINUTES_PER_DAY, -1, -1),  # minutes: -1..-1440
-    LevelFields(DAY_HASH, HOURS_PER_DAY, -1 - MINUTES_PER_DAY, -1),  # hours: -1441..-1464
-    LevelFields(BLOCK_HASH, DAYS_PER_BLOCK, 0, 1),  # days of the block: 0..31
-    *(LevelFields(UPPER_HASH, 0, level - 4, _UPPER_LEVELS) for level in range(4, _TOP + 1)),
-)
-
-
-def _hash_key(base: str, kind: int, number: int) -> str:
-    if kind == DAY_HASH:
-        return day_key(base, number)
-    if kind == BLOCK_HASH:
-        return block_key(base, number)
-    return upper_key(base)
-
-
-def series_hashes(base: str, seconds: Iterable[int]) -> list[tuple[str, int, int]]:
-    """(key, kind, number) of every hash lua/series.lua may read for prefix counts at
-    `seconds`: for each second not aligned to level L + 1, the hashes of its level-L and
-    level-(L + 1) buckets (their siblings share them: a hash never splits a parent bucket)."""
-    points = list(seconds)
-    found: set[tuple[int, int]] = set()
-    for level in range(_TOP):
-        parent = LEVEL_SIZES[level + 1]
-        ragged = [x for x in points if x % parent]
-        for lvl in (level, level + 1):
-            kind, per_hash = LEVEL_FIELDS[lvl].kind, LEVEL_FIELDS[lvl].per_hash
-            if not per_hash:
-                if ragged:
-                    found.add((kind, 0))
-                continue
-            span = LEVEL_SIZES[lvl] * per_hash
-            found.update((kind, x // span) for x in ragged)
-    found.add((UPPER_HASH, 0))  # the top level's prefix
-    return [(_hash_key(base, kind, number), kind, number) for kind, number in sorted(found)]
+def series_hashes(base: str, seconds: Iterable[int]) -> list[str]:
+    """Every hash lua/series.lua may read for prefix counts at `seconds`: the upper hash,
+    and for each second the nodes of its path whose bucket it does not start (a count stops
+    at the first level where the second is aligned)."""
+    found: dict[str, None] = {upper_key(base): None}
+    for x in seconds:
+        for level in range(TREE_TOP, 0, -1):
+            size = TREE_SIZES[level]
+            if x % size == 0:
+                break
+            found[node_key(base, level, x // size)] = None
+    return list(found)
 
 
 def lua_constants() -> dict[str, object]:
     """What the Lua scripts must agree on with this layout, injected into each at load time."""
     return {
-        "LEVEL_SIZES": list(LEVEL_SIZES),
-        "DAY": DAY,
-        "MINUTES_PER_DAY": MINUTES_PER_DAY,
-        "HOURS_PER_DAY": HOURS_PER_DAY,
-        "DAYS_PER_BLOCK": DAYS_PER_BLOCK,
-        "UPPER_LEVELS": len(LEVEL_SIZES) - 4,
+        "TREE_SIZES": list(TREE_SIZES),
+        "TREE_TOP": TREE_TOP,
+        "SPLIT_AT": SPLIT_AT,
+        "NODE_MARK": NODE_MARK,
+        "NODE_KEY": "%sn:%d:%d",  # node_key's format: base, level, index
+        "COUNT_KEYS": COUNT_KEYS,
+        "DEDUP_FIELD_BYTES": DEDUP_FIELD_BYTES,
+        "DEDUP_SPLIT_AT": DEDUP_SPLIT_AT,
+        "DEDUP_KEY": "%sx:%d:%d:%d",  # dedup_key's format: base, generation, depth, bits
         "FIRST_GENERATION": FIRST_GENERATION,
         "LIVE_FIELD": LIVE_FIELD,
-        # LEVEL_FIELDS, one list per column (1-based in Lua: level L at [L + 1]).
-        "FIELD_KIND": [f.kind for f in LEVEL_FIELDS],
-        "FIELD_PER_HASH": [f.per_hash for f in LEVEL_FIELDS],
-        "FIELD_BASE": [f.base for f in LEVEL_FIELDS],
-        "FIELD_STEP": [f.step for f in LEVEL_FIELDS],
     }

@@ -62,7 +62,7 @@ REPLACE = Script("replace.lua", "snapshots_lib.lua")
 DELETE = Script("delete.lua", "snapshots_lib.lua")
 PAGE = Script("page.lua")
 GENERATION = Script("generation.lua")
-SERIES = Script("series.lua")
+SERIES = Script("series.lua", "count_lib.lua")
 ALL = (
     APPLY,
     COUNT,

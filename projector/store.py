@@ -34,7 +34,6 @@ from projector.routing import call, execute
 
 # Dedup hashes outlive their last use by this much wall-clock time (see lua/apply.lua).
 DEDUP_SLACK_SECONDS = DAY
-_MAX_DAY = MAX_SECOND // DAY
 # Most increments one Lua call applies. A script blocks Redis while it runs (~20 µs an
 # event): a busy org's share of a large batch is cut into calls of this many, in batch
 # order, so API reads wait ~20 ms at worst. Safe because each call stores the highest
@@ -203,30 +202,26 @@ class CounterStore:
     def _apply_command(self, org: str, incs: list[Increment], now: int) -> tuple[Any, ...]:
         """EVALSHA arguments of one org's call (the ARGV layout is in lua/apply.lua)."""
         base = _org_base(self._base, org)
-        window, shards = self._window, keys.DEDUP_SHARDS
-        days: set[int] = set()
-        codes: set[int] = set()
+        window = self._window
+        gens: set[int] = set()
         parts: set[int] = set()
         records: list[bytes] = []
         pack = _RECORD.pack
+        low, high = MAX_SECOND, 0
         for _, event_id, second, partition, offset, seen_at in incs:
             digest = blake2b(event_id.encode(), digest_size=16).digest()
-            days.add(second // DAY)
-            codes.add(seen_at // window * shards + digest[0] % shards)
+            low, high = min(low, second), max(high, second)
+            gens.add(seen_at // window)
             parts.add(partition)
             records.append(pack(digest, second, partition, offset, seen_at))
-        if min(days) < 0 or max(days) > _MAX_DAY:
+        if low < 0 or high > MAX_SECOND:
             raise ValueError(f"an event second of {org!r} is outside 0..{MAX_SECOND}")
-        blocks = {day // keys.DAYS_PER_BLOCK for day in days}
         # Generations g - 1 and g + 1 are consulted too: a duplicate may straddle a boundary.
-        lookups = {code + step for code in codes for step in (-shards, 0, shards)}
+        lookups = sorted({gen + step for gen in gens for step in (-1, 0, 1)})
         key_list = [keys.offsets_key(base), keys.upper_key(base)]
-        key_list += [keys.day_key(base, day) for day in days]
-        key_list += [keys.block_key(base, block) for block in blocks]
-        key_list += [keys.dedup_key(base, code // shards, code % shards) for code in lookups]
-        counts = (len(parts), len(days), len(blocks), len(lookups))
-        numbers = (window, now, DEDUP_SLACK_SECONDS, shards, *counts, *parts, *days, *blocks)
-        header = struct.pack(f"<qqqiiiii{counts[0]}i{sum(counts[1:])}q", *numbers, *lookups)
+        key_list += [keys.dedup_directory_key(base, gen) for gen in lookups]
+        numbers = (window, now, DEDUP_SLACK_SECONDS, len(parts), len(lookups), *parts)
+        header = struct.pack(f"<qqqii{len(parts)}i{len(lookups)}q", *numbers, *lookups)
         fields = [keys.offset_field(self._topic, partition) for partition in parts]
         packed = b"".join([header, *records])
         return ("EVALSHA", scripts.APPLY.sha, len(key_list), *key_list, packed, *fields)
@@ -355,15 +350,8 @@ class CounterStore:
             raise ValueError(f"series edges must lie within 0..{MAX_SECOND + 1}")
         if any(a >= b for a, b in itertools.pairwise(points)):
             raise ValueError("series edges must increase")
-        hashes = keys.series_hashes(_org_base(self._base, org_id), points)
-        packed = struct.pack(
-            f"<ii{len(points)}q" + "iq" * len(hashes),
-            len(points),
-            len(hashes),
-            *points,
-            *(value for _, kind, number in hashes for value in (kind, number)),
-        )
-        names = [name for name, _, _ in hashes]
+        names = keys.series_hashes(_org_base(self._base, org_id), points)
+        packed = struct.pack(f"<i{len(points)}q", len(points), *points)
         least, counts, live = execute(
             self._redis,
             [

@@ -1,68 +1,60 @@
--- count_range(keys, first, last): one org's counters summed over the inclusive range
--- [first, last] (epoch seconds). The decomposition into aligned buckets is done here, so the
--- caller sends 2 numbers instead of ~200 fields; the layout's constants (LEVEL_SIZES, DAY,
--- ...) are injected from projector/keys.py, and tests/support/oracles.py is the Python twin.
--- keys: day hash of first's day, day hash of last's day, block hash of first's day, block
--- hash of last's day, the upper-levels hash (projector/keys.py `count_keys` names them).
+-- The count tree's read side (projector/keys.py names its keys; its constants TREE_SIZES,
+-- TREE_TOP, NODE_MARK, NODE_KEY are injected above): prefix(x) = the org's events before second
+-- x. The upper hash gives the whole top-level buckets before x; then, from the top, each
+-- node over x gives its children before x (interior) or its seconds before x (leaf, the
+-- last). A node is read only while x is inside its bucket, not at its start, so one count
+-- reads at most TREE_TOP + 1 hashes per edge. tests/support/oracles.py is the Python twin.
 -- Numbers stay below 2^53, so Lua's doubles hold them exactly.
-local function count_range(keys, first, last)
+local function tree_reader(upper_key)
   local floor = math.floor
-  local first_day = floor(first / DAY)
-  local first_block = floor(first_day / DAYS_PER_BLOCK)
-  local fields = {{}, {}, {}, {}, {}}
-
-  local function add(level, index)
-    local slot, field
-    if level <= 2 then
-      local per_day = (level == 0 and DAY) or (level == 1 and MINUTES_PER_DAY) or HOURS_PER_DAY
-      local day = floor(index / per_day)
-      local within = index - day * per_day
-      if level == 0 then field = within
-      elseif level == 1 then field = -1 - within
-      else field = -1 - MINUTES_PER_DAY - within end
-      slot = (day == first_day) and 1 or 2
-    elseif level == 3 then
-      local block = floor(index / DAYS_PER_BLOCK)
-      field = index - block * DAYS_PER_BLOCK
-      slot = (block == first_block) and 3 or 4
-    else
-      field = 4 * index + (level - 4)
-      slot = 5
-    end
-    local list = fields[slot]
-    list[#list + 1] = string.format('%d', field)
-  end
-
-  local top = #LEVEL_SIZES - 1
-  local lo, hi = first, last + 1
-  local done = false
-  for level = 0, top - 1 do
-    local size, up = LEVEL_SIZES[level + 1], LEVEL_SIZES[level + 2]
-    local lo_up = math.ceil(lo / up) * up
-    local hi_up = floor(hi / up) * up
-    if lo_up >= hi_up then
-      for i = lo / size, hi / size - 1 do add(level, i) end
-      done = true
-      break
-    end
-    for i = lo / size, lo_up / size - 1 do add(level, i) end
-    for i = hi_up / size, hi / size - 1 do add(level, i) end
-    lo, hi = lo_up, hi_up
-  end
-  if not done then
-    local size = LEVEL_SIZES[top + 1]
-    for i = lo / size, hi / size - 1 do add(top, i) end
-  end
-
-  local total = 0
-  for k = 1, 5 do
-    local list = fields[k]
-    if #list > 0 then
-      local vals = redis.call('HMGET', keys[k], unpack(list))
-      for i = 1, #list do
-        if vals[i] then total = total + tonumber(vals[i]) end
+  local base = string.sub(upper_key, 1, -2)
+  local cache = {}
+  -- A hash as (fields, values, interior), read once per script.
+  local function node(key)
+    local got = cache[key]
+    if not got then
+      local raw = redis.call('HGETALL', key)
+      local fields, values, interior = {}, {}, false
+      for i = 1, #raw, 2 do
+        local f = tonumber(raw[i])
+        if f then
+          fields[#fields + 1] = f
+          values[#values + 1] = tonumber(raw[i + 1])
+        elseif raw[i] == NODE_MARK then
+          interior = true
+        end
       end
+      got = {fields, values, interior}
+      cache[key] = got
     end
+    return got
   end
-  return total
+  local function below(got, limit)
+    local total, fields, values = 0, got[1], got[2]
+    for i = 1, #fields do
+      if fields[i] < limit then total = total + values[i] end
+    end
+    return total
+  end
+  return function(x)
+    local size = TREE_SIZES[TREE_TOP + 1]
+    local total = below(node(upper_key), floor(x / size))
+    for level = TREE_TOP, 1, -1 do
+      size = TREE_SIZES[level + 1]
+      local index = floor(x / size)
+      local offset = x - index * size
+      if offset == 0 then return total end
+      local got = node(string.format(NODE_KEY, base, level, index))
+      if not got[3] then return total + below(got, offset) end
+      total = total + below(got, floor(offset / TREE_SIZES[level]))
+    end
+    return total
+  end
+end
+
+-- count_range(keys, first, last): the org's events in [first, last] (inclusive seconds);
+-- keys: the COUNT_KEYS of projector/keys.py `count_keys` (the upper hash first).
+local function count_range(keys, first, last)
+  local prefix = tree_reader(keys[1])
+  return prefix(last + 1) - prefix(first)
 end

@@ -373,8 +373,18 @@ def test_a_chunked_body_under_the_limit_is_read(client: FlaskClient) -> None:
 
 def test_readyz_reports_the_projections_progress(client: FlaskClient) -> None:
     body = client.get("/readyz").json
-    assert set(body) == {"status", "caught_up_at", "lag_seconds", "generation", "rebuild"}
+    assert set(body) == {
+        "status",
+        "caught_up_at",
+        "lag_seconds",
+        "generation",
+        "rebuild",
+        "listpack",
+    }
     assert body["status"] == "ready"
+    # The test Redis is configured as the layout needs (scripts/servers.py).
+    assert body["listpack"]["ok"] is True
+    assert body["listpack"]["config"]["hash-max-listpack-entries"] >= keys.SPLIT_AT
     assert body["generation"] == 1 and body["rebuild"] is None  # no rebuild ever ran
     assert_recent(body["caught_up_at"], slack=120)
     assert 0 <= body["lag_seconds"] < 120

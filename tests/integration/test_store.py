@@ -28,7 +28,7 @@ from projector.store import (
     decode_change,
 )
 from scripts.servers import RedisServer
-from tests.support.oracles import bucket_ids, decompose, locate
+from tests.support.oracles import CountTree
 
 TOPIC = "record-events"
 NOW = 1_774_521_852  # 2026-03-26T10:44:12Z
@@ -180,9 +180,13 @@ def test_replaying_an_applied_batch_changes_no_key(
     batch = [inc(f"org-{k % 3}", f"e{k % 40}", NOW + 977 * k, k, NOW + k) for k in range(100)]
     store.apply(batch, {0: 100})
 
-    def state() -> dict[bytes, dict[bytes, bytes]]:
+    def state() -> dict[bytes, object]:
         found = redis_client.scan_iter(match=f"{key_prefix}:*")
-        return {k: redis_client.hgetall(k) for k in found}
+        # Hashes, and the dedup directories (strings).
+        return {
+            k: redis_client.get(k) if redis_client.type(k) == b"string" else redis_client.hgetall(k)
+            for k in found
+        }
 
     before = state()
     assert store.apply(batch, {0: 100}).already_applied == 100
@@ -221,20 +225,58 @@ def test_dedup_hashes_expire(
     assert dedup and all(0 < redis_client.ttl(k) <= 2 * 3_600 + 86_400 + 2 for k in dedup)
 
 
+def stored_counters(redis_client: redis.Redis, base: str) -> dict[str, dict[int | str, int]]:
+    """Every counter hash of the org at `base`, as the oracle's CountTree holds them."""
+    found: dict[str, dict[int | str, int]] = {}
+    for raw in redis_client.scan_iter(match=f"{base}*"):
+        key = raw.decode()
+        if keys.kind_of(key) != "counters":
+            continue
+        fields = redis_client.hgetall(key)
+        found[key] = {
+            (f.decode() if f.decode() == keys.NODE_MARK else int(f)): int(v)
+            for f, v in fields.items()
+        }
+    return found
+
+
 def test_layout_of_written_counters_matches_keys_module(
     store: CounterStore, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     second = 1_774_521_852
     store.apply([inc("org-9", "e", second, 0)], {})
     base = keys.org_base(key_prefix, "org-9")
-    located = {locate(base, level, index) for level, index in bucket_ids(second)}
-    for key, field in located:
-        assert redis_client.hget(key, field) == b"1", (key, field)
-    counters = {k.decode() for k in redis_client.scan_iter(match=f"{base}*")}
-    counters -= {keys.offsets_key(base)}
-    counters = {k for k in counters if ":x:" not in k}
-    assert counters == {key for key, _ in located}
+    tree = CountTree(base)
+    tree.apply([(second, 1)])
+    assert stored_counters(redis_client, base) == tree.hashes
+    assert redis_client.hget(keys.upper_key(base), 0) == b"1"
+    root = keys.node_key(base, keys.TREE_TOP, 0)
+    assert redis_client.hget(root, second) == b"1"
     assert redis_client.hget(keys.offsets_key(base), keys.offset_field(TOPIC, 0)) == b"0"
+
+
+def test_splits_written_by_the_script_match_the_oracle_tree(
+    store: CounterStore, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """Batches that split leaves at several levels leave exactly the oracle's hashes."""
+    rng = random.Random(21)
+    base = keys.org_base(key_prefix, "org-split")
+    tree = CountTree(base)
+    day = NOW // 86_400 * 86_400
+    seconds = [day + rng.randrange(86_400) for _ in range(3_000)]
+    seconds += [NOW - rng.randrange(3 * YEAR) for _ in range(2_000)]
+    offset = 0
+    for k in range(0, len(seconds), 700):
+        chunk = seconds[k : k + 700]
+        store.apply(
+            [inc("org-split", f"e{offset + n}", s, offset + n) for n, s in enumerate(chunk)], {}
+        )
+        tree.apply([(s, 1) for s in chunk])
+        offset += len(chunk)
+    assert stored_counters(redis_client, base) == tree.hashes
+    for _ in range(200):
+        a, b = sorted(rng.sample(seconds, 2))
+        assert store.count("org-split", a, b) == sum(1 for s in seconds if a <= s <= b)
 
 
 def test_an_org_spread_over_partitions_keeps_offsets_apart(store: CounterStore) -> None:
@@ -352,38 +394,38 @@ def test_invalid_seconds_are_refused(store: CounterStore, second: int) -> None:
         store.apply([inc("org-1", "a", second, 0)], {})
 
 
-def test_the_count_script_sums_exactly_the_buckets_of_decompose(
+def test_the_count_script_reads_the_tree_as_the_oracle_does(
     store: CounterStore, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    # Every level gets independent random values, so only a script that reads exactly the
-    # fields of buckets.decompose (located by keys.locate) can match the reference sum.
+    # Weighted events at the edges of every level, written as the oracle's tree (splits at
+    # a low threshold, so every level has interior nodes): the script must count them all.
     rng = random.Random(11)
     base = keys.org_base(key_prefix, "org-lua")
     edges = [0, MAX_SECOND, 86_399, 86_400, 2_764_799, 2_764_800, 11_324_620_800]
     seconds = edges + [rng.randrange(MAX_SECOND + 1) for _ in range(150)]
     seconds += [NOW + rng.randrange(-3 * YEAR, 3 * YEAR) for _ in range(150)]
-    values: dict[tuple[str, int], int] = {}
-    for second in seconds:
-        for level, index in bucket_ids(second):
-            values[locate(base, level, index)] = rng.randrange(1, 1000)
-    pipe = redis_client.pipeline(transaction=False)
-    for (key, field), value in values.items():
-        pipe.hset(key, field, value)
-    pipe.execute()
+    weights = {s: rng.randrange(1, 1000) for s in seconds}
+    tree = CountTree(base, split_at=4)
+    items = list(weights.items())
+    for k in range(0, len(items), 9):
+        tree.apply(items[k : k + 9])
+    _write(redis_client, tree)
 
     points = sorted({min(MAX_SECOND, max(0, s + d)) for s in seconds for d in (-1, 0, 1)})
     for _ in range(400):
         start, end = sorted(rng.sample(points, 2))
         if rng.random() < 0.1:
             end = start
-        reference = sum(
-            values.get(locate(base, level, index), 0) for level, index in decompose(start, end)
-        )
+        reference = sum(w for s, w in weights.items() if start <= s <= end)
         assert store.count("org-lua", start, end) == reference, (start, end)
-    whole = sum(
-        values.get(locate(base, level, index), 0) for level, index in decompose(0, MAX_SECOND)
-    )
-    assert store.count("org-lua", 0, MAX_SECOND) == whole
+    assert store.count("org-lua", 0, MAX_SECOND) == sum(weights.values())
+
+
+def _write(redis_client: redis.Redis, tree: CountTree) -> None:
+    pipe = redis_client.pipeline(transaction=False)
+    for key, fields in tree.hashes.items():
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+    pipe.execute()
 
 
 def test_a_busy_orgs_share_is_applied_in_chunks_exactly_once(
@@ -432,22 +474,17 @@ def test_a_busy_orgs_share_is_applied_in_chunks_exactly_once(
 
 
 def _random_counters(redis_client: redis.Redis, base: str, rng: random.Random) -> list[int]:
-    """Counters at every level for events at many seconds, several at some (a parent holds
-    the sum of its children, as the projector writes them); the seconds."""
+    """A count tree of events at many seconds, several at some, split at a low threshold so
+    every level holds interior nodes and leaves; the seconds."""
     edges = [0, MAX_SECOND, 86_399, 86_400, 2_764_799, 2_764_800, 11_324_620_800]
     seconds = edges + [rng.randrange(MAX_SECOND + 1) for _ in range(300)]
     seconds += [NOW + rng.randrange(-3 * YEAR, 3 * YEAR) for _ in range(3000)]
     seconds += [NOW + rng.randrange(-86_400, 86_400) for _ in range(1000)]
-    values: dict[tuple[str, int], int] = {}
-    for second in seconds:
-        weight = rng.choice([1, 1, 1, 2, 7])
-        for level, index in bucket_ids(second):
-            where = locate(base, level, index)
-            values[where] = values.get(where, 0) + weight
-    pipe = redis_client.pipeline(transaction=False)
-    for (key, field), value in values.items():
-        pipe.hset(key, field, value)
-    pipe.execute()
+    tree = CountTree(base, split_at=16)
+    events = [(second, rng.choice([1, 1, 1, 2, 7])) for second in seconds]
+    for k in range(0, len(events), 100):
+        tree.apply(events[k : k + 100])
+    _write(redis_client, tree)
     return seconds
 
 
@@ -504,7 +541,7 @@ def test_the_series_script_touches_only_the_keys_it_declares(
     )
     try:
         for edges in list(_series_cases(rng, seconds))[:40]:
-            declared = [name for name, _, _ in keys.series_hashes(base, edges)]
+            declared = keys.series_hashes(base, edges)
             assert len({redis.crc.key_slot(name.encode()) for name in declared}) == 1
             redis_client.acl_setuser(
                 user,
@@ -516,14 +553,14 @@ def test_the_series_script_touches_only_the_keys_it_declares(
                     keys.caught_up_key(key_prefix, TOPIC),
                     keys.generation_key(key_prefix),
                 ],
-                commands=["+evalsha_ro", "+hget", "+script|load", "+hmget", "+ping"],
+                commands=["+evalsha_ro", "+hget", "+script|load", "+hgetall", "+ping"],
             )
             limited_store = CounterStore(limited, key_prefix, TOPIC, 3_600)
             counts, _, _ = limited_store.count_series("org-acl", edges)
             assert counts == store.count_series("org-acl", edges)[0]
         # The check bites: a key left out of the ACL is refused.
         edges = [NOW, NOW + 45 * 60, NOW + 86_400 + 17]
-        declared = [name for name, _, _ in keys.series_hashes(base, edges)]
+        declared = keys.series_hashes(base, edges)
         redis_client.acl_setuser(
             user, enabled=True, reset_keys=True, keys=declared[1:], commands=["+@all"]
         )

@@ -1,13 +1,16 @@
 """Python twins of the Lua arithmetic: the oracles the tests hold the scripts to.
 
-`decompose` is what lua/count_lib.lua does to a range, `bucket_ids` and `locate` what
-lua/apply.lua does to one event; production code never calls these.
+`decompose` and `bucket_ids` are the level arithmetic (projector/buckets.py); `CountTree`
+is what lua/apply.lua writes to the count tree (projector/keys.py), splits included, and
+`CountTree.prefix` what lua/count_lib.lua reads from it; production code never calls these.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from projector import keys
-from projector.buckets import DAY, LEVEL_SIZES, MAX_SECOND, MIN_SECOND, TOP, check_range
+from projector.buckets import LEVEL_SIZES, MAX_SECOND, MIN_SECOND, TOP, check_range
 
 # The design's generic bound is 2 * (59 + 59 + 23 + 31 + 15 + 15 + 15) + 23 = 457. It is
 # not reached inside 0..MAX_SECOND: both ragged edges can take their maximum (217 each)
@@ -48,21 +51,72 @@ def decompose(start: int, end: int) -> list[Bucket]:
     return out
 
 
-def locate(base: str, level: int, index: int) -> tuple[str, int]:
-    """(key, field) holding the counter of bucket (level, index) of the org at `base`."""
-    if level == 0:
-        day = index // DAY
-        return keys.day_key(base, day), index - day * DAY
-    if level == 1:
-        day = index // keys.MINUTES_PER_DAY
-        return keys.day_key(base, day), -1 - (index - day * keys.MINUTES_PER_DAY)
-    if level == 2:
-        day = index // keys.HOURS_PER_DAY
-        field = -1 - keys.MINUTES_PER_DAY - (index - day * keys.HOURS_PER_DAY)
-        return keys.day_key(base, day), field
-    if level == 3:
-        block = index // keys.DAYS_PER_BLOCK
-        return keys.block_key(base, block), index - block * keys.DAYS_PER_BLOCK
-    if 4 <= level <= TOP:
-        return keys.upper_key(base), 4 * index + (level - 4)
-    raise ValueError(f"no level {level}")
+class CountTree:
+    """The count tree of one org as lua/apply.lua writes it: key -> {field: count}."""
+
+    def __init__(self, base: str, split_at: int = keys.SPLIT_AT) -> None:
+        self.base = base
+        self.split_at = split_at
+        self.hashes: dict[str, dict[int | str, int]] = {}
+
+    def apply(self, events: Iterable[tuple[int, int]]) -> None:
+        """One apply.lua call counting (second, weight) pairs: increments, then splits."""
+        leaves: dict[str, tuple[int, int]] = {}
+        for second, weight in events:
+            self._add(keys.upper_key(self.base), second // keys.TREE_SIZES[keys.TREE_TOP], weight)
+            for level in range(keys.TREE_TOP, 0, -1):
+                size = keys.TREE_SIZES[level]
+                index = second // size
+                key = keys.node_key(self.base, level, index)
+                offset = second - index * size
+                if level > 1 and keys.NODE_MARK in self.hashes.get(key, {}):
+                    self._add(key, offset // keys.TREE_SIZES[level - 1], weight)
+                    continue
+                self._add(key, offset, weight)
+                leaves[key] = (level, index)
+                break
+        for key, (level, index) in leaves.items():
+            if level > 1 and len(self.hashes[key]) > self.split_at:
+                self._split(key, level, index)
+
+    def _add(self, key: str, field: int, weight: int) -> None:
+        node = self.hashes.setdefault(key, {})
+        node[field] = node.get(field, 0) + weight
+
+    def _split(self, key: str, level: int, index: int) -> None:
+        child_size = keys.TREE_SIZES[level - 1]
+        ratio = keys.TREE_SIZES[level] // child_size
+        seconds = self.hashes.pop(key)
+        node: dict[int | str, int] = {keys.NODE_MARK: 1}
+        children: dict[int, dict[int | str, int]] = {}
+        for offset, value in seconds.items():
+            assert isinstance(offset, int)
+            j = offset // child_size
+            node[j] = node.get(j, 0) + value
+            children.setdefault(j, {})[offset - j * child_size] = value
+        self.hashes[key] = node
+        for j, fields in children.items():
+            child = keys.node_key(self.base, level - 1, index * ratio + j)
+            self.hashes[child] = fields
+            if level - 1 > 1 and len(fields) > self.split_at:
+                self._split(child, level - 1, index * ratio + j)
+
+    def prefix(self, second: int, read: list[str] | None = None) -> int:
+        """Events before `second`, read as lua/count_lib.lua reads them (the keys it reads
+        are appended to `read`)."""
+        read = [] if read is None else read
+        read.append(keys.upper_key(self.base))
+        upper = self.hashes.get(keys.upper_key(self.base), {})
+        total = sum(v for f, v in upper.items() if f < second // keys.TREE_SIZES[keys.TREE_TOP])  # type: ignore[operator]
+        for level in range(keys.TREE_TOP, 0, -1):
+            size = keys.TREE_SIZES[level]
+            index, offset = divmod(second, size)
+            if offset == 0:
+                return total
+            read.append(keys.node_key(self.base, level, index))
+            node = self.hashes.get(read[-1], {})
+            numbers = {f: v for f, v in node.items() if isinstance(f, int)}
+            if keys.NODE_MARK not in node:
+                return total + sum(v for f, v in numbers.items() if f < offset)
+            total += sum(v for f, v in numbers.items() if f < offset // keys.TREE_SIZES[level - 1])
+        return total

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,7 +12,7 @@ from redis.crc import key_slot
 
 from projector import keys
 from projector.buckets import LEVEL_SIZES, MAX_SECOND, TOP
-from tests.support.oracles import bucket_ids, decompose, locate
+from tests.support.oracles import CountTree
 
 ORGS = ["org-1", "org-bufdir-42", "A", "9.x_y:z-", "o" * 128]
 org_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
@@ -19,12 +22,11 @@ def org_keys(prefix: str, org: str) -> list[str]:
     """One key of every kind the org has."""
     base = keys.org_base(prefix, org)
     return [
-        keys.day_key(base, 20_537),
-        keys.block_key(base, 641),
         keys.upper_key(base),
         keys.offsets_key(base),
-        keys.dedup_key(base, 2_934, 3),
-        *(locate(base, level, 7)[0] for level in range(TOP + 1)),
+        keys.dedup_directory_key(base, 2_934),
+        keys.dedup_key(base, 2_934, 3, 5),
+        *(keys.node_key(base, level, 7) for level in range(1, keys.TREE_TOP + 1)),
     ]
 
 
@@ -84,25 +86,11 @@ def test_snapshot_org_keys_refuse_malformed_orgs() -> None:
 
 
 @given(st.integers(0, MAX_SECOND), st.integers(0, MAX_SECOND))
-def test_distinct_buckets_have_distinct_locations(a: int, b: int) -> None:
+def test_distinct_nodes_have_distinct_keys(a: int, b: int) -> None:
     base = keys.org_base("prc", "org-1")
-    pairs = {*bucket_ids(a), *bucket_ids(b)}
-    locations = {locate(base, level, index) for level, index in pairs}
-    assert len(locations) == len(pairs)
-
-
-@pytest.mark.parametrize("second", [0, 59, 60, 3_599, 86_399, 86_400, 1_774_521_852, MAX_SECOND])
-def test_fields_stay_small_integers(second: int) -> None:
-    """Small integer fields are what keeps the hashes compact (listpack int encodings)."""
-    base = keys.org_base("prc", "org-1")
-    for level, index in bucket_ids(second):
-        key, field = locate(base, level, index)
-        if level <= 2:
-            assert -1_464 <= field < 86_400 and key == keys.day_key(base, second // 86_400)
-        elif level == 3:
-            assert 0 <= field < 32
-        else:
-            assert field == 4 * (second // LEVEL_SIZES[level]) + level - 4
+    levels = range(1, keys.TREE_TOP + 1)
+    nodes = {(level, x // keys.TREE_SIZES[level]) for x in (a, b) for level in levels}
+    assert len({keys.node_key(base, level, index) for level, index in nodes}) == len(nodes)
 
 
 @pytest.mark.parametrize(
@@ -116,25 +104,22 @@ def test_fields_stay_small_integers(second: int) -> None:
         (5, 5),
     ],
 )
-def test_a_range_reads_only_the_five_hashes_the_count_script_declares(start: int, end: int) -> None:
-    # lua/count.lua reads only these hashes: every bucket of the decomposition must be in one.
+def test_a_range_reads_only_the_hashes_the_count_script_declares(start: int, end: int) -> None:
+    # lua/count_lib.lua reads the upper hash and nodes of the paths over start and end + 1.
     base = keys.org_base("prc", "org-1")
-    declared = set(keys.count_keys(base, start, end))
-    assert {locate(base, *bucket)[0] for bucket in decompose(start, end)} <= declared
-
-
-def test_unknown_level_is_refused() -> None:
-    with pytest.raises(ValueError):
-        locate("prc:{o}:", TOP + 1, 0)
+    declared = keys.count_keys(base, start, end)
+    assert len(declared) == keys.COUNT_KEYS
+    assert set(keys.series_hashes(base, [start, end + 1])) <= set(declared)
 
 
 @pytest.mark.parametrize(
     ("key", "kind"),
     [
-        (keys.day_key(keys.org_base("p", "org-1"), 20000), "counters"),
-        (keys.block_key(keys.org_base("p", "o:d:x"), 625), "counters"),
+        (keys.node_key(keys.org_base("p", "org-1"), 1, 20000), "counters"),
+        (keys.node_key(keys.org_base("p", "o:d:x"), 4, 625), "counters"),
         (keys.upper_key(keys.org_base("p", "a")), "counters"),
-        (keys.dedup_key(keys.org_base("p", "org-1"), 3, 2), "dedup"),
+        (keys.dedup_key(keys.org_base("p", "org-1"), 3, 2, 1), "dedup"),
+        (keys.dedup_directory_key(keys.org_base("p", "org-1"), 3), "dedup"),
         (keys.offsets_key(keys.org_base("p", "org-1")), "offsets"),
         (keys.positions_key("p", "record-events"), "other"),
         (keys.positions_key("p", "record-events", keys.node_tag(9)), "other"),
@@ -188,7 +173,7 @@ def test_the_generation_record_sits_with_the_snapshots() -> None:
     assert len(set(names)) == len(names)
     assert {key_slot(k.encode()) for k in names} == {key_slot(b"#")}
     assert keys.kind_of(keys.generation_key("prc")) == "other"
-    assert keys.kind_of(keys.day_key(keys.org_base("prc:#3", "org-1"), 5)) == "counters"
+    assert keys.kind_of(keys.node_key(keys.org_base("prc:#3", "org-1"), 3, 5)) == "counters"
 
 
 def test_patterns_escape_the_prefixs_glob_characters() -> None:
@@ -196,38 +181,49 @@ def test_patterns_escape_the_prefixs_glob_characters() -> None:
     assert keys.generation_patterns("p[1]?", 1)[0] == "p\\[1\\]\\?:{[A-Za-z0-9]*"
 
 
-def test_a_hash_never_splits_a_parent_bucket() -> None:
-    """The series script reads a bucket's siblings from the hash of the bucket itself."""
-    for level in range(TOP):
-        per_hash = keys.LEVEL_FIELDS[level].per_hash
-        ratio = LEVEL_SIZES[level + 1] // LEVEL_SIZES[level]
-        assert per_hash == 0 or per_hash % ratio == 0, level
-
-
-@given(st.lists(st.integers(0, MAX_SECOND + 1), min_size=1, max_size=20))
-def test_series_hashes_hold_every_bucket_a_prefix_reads(seconds: list[int]) -> None:
+@given(
+    st.lists(st.tuples(st.integers(0, MAX_SECOND), st.integers(1, 9)), min_size=1, max_size=40),
+    st.lists(st.integers(0, MAX_SECOND + 1), min_size=1, max_size=20),
+)
+def test_series_hashes_hold_every_node_a_prefix_reads(
+    events: list[tuple[int, int]], seconds: list[int]
+) -> None:
+    """Whatever the splits, a prefix reads only hashes series_hashes declares."""
     base = keys.org_base("prc", "org-1")
-    declared = {name for name, _, _ in keys.series_hashes(base, seconds)}
+    tree = CountTree(base, split_at=2)
+    for k in range(0, len(events), 5):
+        tree.apply(events[k : k + 5])
+    declared = set(keys.series_hashes(base, seconds))
+    read: list[str] = []
     for x in seconds:
-        for level in range(TOP):
-            parent_size = LEVEL_SIZES[level + 1]
-            if x % parent_size == 0:
-                continue
-            parent = x // parent_size
-            ratio = parent_size // LEVEL_SIZES[level]
-            assert locate(base, level + 1, parent)[0] in declared
-            for sibling in (parent * ratio, parent * ratio + ratio - 1):
-                assert locate(base, level, sibling)[0] in declared
-        assert locate(base, TOP, 0)[0] in declared
+        tree.prefix(x, read=read)
+        assert set(read) <= declared
+        assert tree.prefix(x) == sum(w for s, w in events if s < x)
 
 
-def test_level_fields_agree_with_the_oracles_locate() -> None:
-    """LEVEL_FIELDS (what the series script reads) names the fields the other scripts write."""
+def test_splits_keep_every_hash_small_and_every_prefix_exact() -> None:
+    """A burst of one day: every leaf stays within SPLIT_AT fields (minutes within 60)."""
+    rng = random.Random(4)
     base = keys.org_base("prc", "org-1")
-    for level, (kind, per_hash, field_base, step) in enumerate(keys.LEVEL_FIELDS):
-        for index in (0, 1, 7, 86_399, 86_401, 123_456_789):
-            number = index // per_hash if per_hash else 0
-            field = field_base + step * (index - number * per_hash)
-            assert locate(base, level, index) == (keys._hash_key(base, kind, number), field)
+    tree = CountTree(base)
+    day = 20_000 * 86_400
+    events = [(day + rng.randrange(86_400), 1) for _ in range(30_000)]
+    for k in range(0, len(events), 1000):
+        tree.apply(events[k : k + 1000])
+    assert max(len(fields) for fields in tree.hashes.values()) <= keys.SPLIT_AT + 1
+    for x in [day, day + 1, day + 3_599, day + 43_210, day + 86_399, day + 86_400]:
+        assert tree.prefix(x) == sum(1 for s, _ in events if s < x)
+
+
+def test_tree_sizes_nest_with_small_ratios() -> None:
+    sizes = keys.TREE_SIZES
+    assert sizes[0] == 1 and sizes[-1] == LEVEL_SIZES[TOP]
+    ratios = [b // a for a, b in itertools.pairwise(sizes)]
+    assert all(b % a == 0 for a, b in itertools.pairwise(sizes))
+    assert ratios[0] == 60 and max(ratios[1:]) <= 8
+
+
+def test_lua_constants_name_nodes_as_node_key_does() -> None:
     constants = keys.lua_constants()
-    assert constants["FIELD_BASE"] == [f.base for f in keys.LEVEL_FIELDS]
+    assert constants["NODE_KEY"] % ("b:", 3, 12) == keys.node_key("b:", 3, 12)  # type: ignore[operator]
+    assert constants["COUNT_KEYS"] == 1 + 2 * keys.TREE_TOP
