@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.service import RangeConflict, ServiceError, SnapshotNotFound
 from events.redis_client import UNAVAILABLE
+from projector.layout import LayoutMismatch
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -97,6 +98,14 @@ def handle_error(exc: Exception) -> Response:
     if isinstance(exc, ServiceError):
         status = next((code for cls, code in _SERVICE_STATUS.items() if isinstance(exc, cls)), 500)
         return problem(status, str(exc))
+    if isinstance(exc, LayoutMismatch):
+        log.error("projection not readable: %s", exc, extra={"error": type(exc).__name__})
+        return problem(
+            503,
+            "The projection in Redis is written in a key layout this version does not read; "
+            "the operators must build a new one (see the logs).",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, REDIS_UNAVAILABLE):
         log.warning("redis unavailable: %s", exc, extra={"error": type(exc).__name__})
         return problem(

@@ -17,9 +17,11 @@ from events.logs import configure_logging, exit_if_rejected
 from events.preflight import check_services
 from events.redis_client import connect
 from events.settings import Settings
-from projector import listpack, metrics
+from projector import layout, listpack, metrics
 from projector.consumer import Projector
 from projector.rebuild import SWITCH_LAG, Options, Rebuilder
+from projector.registry import GenerationRegistry
+from projector.store import CounterStore
 
 log = logging.getLogger("projector")
 
@@ -67,8 +69,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Start the projector (the batch in hand is finished before exit), or a rebuild.
 
-    Exits 2 at once, with one log line saying why, when the settings are invalid or Kafka or
-    Redis refuses them (password, certificate, protocol)."""
+    Exits 2 at once, with one log line saying why, when the settings are invalid, Kafka or
+    Redis refuses them (password, certificate, protocol), or Redis holds a projection in a key
+    layout this version does not read (`projector.layout`)."""
     args = parse(sys.argv[1:] if argv is None else argv)
     with exit_if_rejected(log):
         settings = Settings.from_env()
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         check_services(settings, with_kafka=True, with_redis=True)
     if args.command == "rebuild":
         return rebuild(settings, args)
+    with exit_if_rejected(log):
+        require_layout(settings)
     projector = Projector(settings)
     signal.signal(signal.SIGTERM, lambda *_: projector.request_stop())
     signal.signal(signal.SIGINT, lambda *_: projector.request_stop())
@@ -83,8 +88,28 @@ def main(argv: list[str] | None = None) -> int:
     report_listpack(settings)
     metrics.serve(settings.projector_metrics_port)
     log.info("metrics served", extra={"port": settings.projector_metrics_port})
-    projector.run()
+    with exit_if_rejected(log):  # a move to a generation of another layout (`_move_to`)
+        projector.run()
     return 0
+
+
+def require_layout(settings: Settings) -> None:
+    """Refuse (LayoutMismatch) to project into a generation of another key layout; claim an
+    empty unmarked one. Before joining the group: a refused projector takes no partitions."""
+    prefix = settings.redis_key_prefix
+    client = connect(settings)
+    try:
+        target = GenerationRegistry(client, prefix, settings.dedup_window_seconds).read().target
+        store = CounterStore(
+            client,
+            prefix,
+            settings.record_events_topic,
+            target.dedup_window_seconds,
+            generation=target.number,
+        )
+        layout.require(client, prefix, store)
+    finally:
+        client.close()
 
 
 def report_listpack(settings: Settings) -> None:

@@ -44,9 +44,9 @@ from kafka.structs import OffsetAndMetadata
 
 from events.codec import InvalidEvent, SkippedEvent, decode_for_count
 from events.connections import kafka_config
-from events.redis_client import connect
+from events.redis_client import UNAVAILABLE, connect
 from events.settings import Settings
-from projector import keys, metrics
+from projector import keys, layout, metrics
 from projector.applier import Applier, Batch
 from projector.deadletter import DeadLetters
 from projector.follower import GenerationFollower
@@ -301,8 +301,14 @@ class Projector:
     def _move_to(self, target: Generation) -> bool:
         """Apply `target` from now on (the batch in flight has landed); True when partitions
         must read their positions again."""
+        store = self._store_for(target)
+        try:
+            layout.require(self.redis, self.settings.redis_key_prefix, store)
+        except UNAVAILABLE as error:  # asked again before the next batch is handed on
+            log.warning("redis unreachable", extra={"error": str(error)})
+            return bool(self._unready_all())
         previous, self.generation = self.generation, target
-        self.store = self._store_for(target)
+        self.store = store
         self._applier.store = self.store
         self.progress.use(self.store)
         metrics.GENERATION.set(target.number)

@@ -49,7 +49,8 @@ Shared keys of the deployment:
 - `R:{#}:generation` — the generation record (`projector.generation`): the live generation,
   a rebuild's generation, phase and owner, a retired generation still being deleted;
   `R:{#}:generation:members` — live projector instance id -> the generation it applies;
-  `R:{#}:generation:rebuild` — the running rebuild's heartbeat and progress.
+  `R:{#}:generation:rebuild` — the running rebuild's heartbeat and progress;
+  `R:{#}:generation:layout` — generation -> the key layout (LAYOUT) it is written in.
 - `R:{#}:snapshots` — snapshot id -> its record (`org|start|end|count|complete|at|score`);
   `R:{#}:snapshots:by-range` — `org|start|end` -> id (the unique index);
   `R:{#}:snapshots:all`, `R:{#}:snapshots:complete:C`, `R:{#}:snapshots:org:<org>`,
@@ -245,6 +246,17 @@ def generation_members_key(prefix: str) -> str:
 def rebuild_key(prefix: str) -> str:
     """The running rebuild's heartbeat and progress (a hash)."""
     return f"{generation_key(prefix)}:rebuild"
+
+
+def layout_key(prefix: str) -> str:
+    """Generation number -> the key layout (LAYOUT) its keys were written in (a hash)."""
+    return f"{generation_key(prefix)}:layout"
+
+
+# The key layout this code writes and reads: 2 = the count tree and the extendible dedup table
+# (1, unmarked: the day/block hashes and sharded dedup of before). `projector.layout` keeps
+# this code off a generation written in another one.
+LAYOUT = 2
 
 
 # The field of `generation_key` naming the live generation (read by the snapshot scripts).

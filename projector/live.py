@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from projector import keys
+from projector import keys, layout
 from projector.store import CounterStore
 
 # How old a cached live generation may get before it is read again. A retired generation is
@@ -78,11 +78,15 @@ class LiveCounters:
         self._stores: dict[int, CounterStore] = {}
 
     def store(self, generation: int | None = None) -> CounterStore:
-        """The store of `generation` (default: the live one)."""
+        """The store of `generation` (default: the live one); LayoutMismatch when that is
+        written in a key layout this code does not read."""
         number = self.live.current() if generation is None else generation
         store = self._stores.get(number)
         if store is None:
             store = CounterStore(self.redis, self.prefix, self.topic, generation=number)
+            # Once per generation: one this code cannot read is refused (LayoutMismatch, 503),
+            # never answered as if empty.
+            layout.check(self.redis, self.prefix, store)
             if len(self._stores) > 4:
                 self._stores.clear()  # generations only ever move on: forget the old ones
             self._stores[number] = store

@@ -31,7 +31,7 @@ from kafka.errors import KafkaError
 from events.redis_client import UNAVAILABLE, connect
 from events.settings import Settings
 from events.topics import KafkaUnavailable, admin_client
-from projector import keys, metrics
+from projector import keys, layout, metrics
 from projector.consumer import Projector
 from projector.generation import (
     LEASE_SECONDS,
@@ -188,6 +188,14 @@ class Rebuilder:
             self.say(f"  (this run's DEDUP_WINDOW_SECONDS={window} is not the rebuild's: ignored)")
         self._new = self._store(generation.number, generation.dedup_window_seconds)
         self._live = self._store(state.live.number, state.live.dedup_window_seconds)
+        prefix = self.settings.redis_key_prefix
+        if not resumed:
+            layout.mark(self.redis, prefix, generation.number)
+        try:  # resuming one an older version started: it is not this layout's to finish
+            layout.require(self.redis, prefix, self._new)
+        except layout.LayoutMismatch as refused:
+            self.say(f"refused: {refused}; drop it with `python -m projector rebuild --abort`")
+            return REFUSED
         metrics.GENERATION.set(generation.number)
         group = rebuild_group(self.settings, generation.number)
         settings = replace(

@@ -136,6 +136,7 @@ class CounterStore:
         self._cluster_position_keys: list[str] = []
         self._caught_up_key = keys.caught_up_key(self._base, topic)
         self.channel = keys.changes_channel(prefix)
+        self._marked = False
 
     # -- write side ---------------------------------------------------------------------
 
@@ -161,6 +162,7 @@ class CounterStore:
             prepared = self.prepare(increments)
         if expected_positions is not None:
             self._check_positions(expected_positions, partition_positions)
+        self._mark_layout()
         replies = execute(self._redis, prepared.commands)
         if partition_positions:
             # Only once every call succeeded, and forward only (lua/advance.lua), on every node.
@@ -180,6 +182,15 @@ class CounterStore:
                 seen = orgs.get(org)
                 orgs[org] = (lo, hi) if seen is None else (min(seen[0], lo), max(seen[1], hi))
         return ApplyResult(applied, duplicates, skipped, orgs)
+
+    def _mark_layout(self) -> None:
+        """Before this store's first write: mark its generation as written in keys.LAYOUT
+        unless it is marked already (`projector.layout`; the projector and a rebuild check
+        the mark before they write, so this only labels what this code writes)."""
+        if not self._marked:
+            layout_key = keys.layout_key(self._prefix)
+            self._redis.hsetnx(layout_key, str(self.generation), str(keys.LAYOUT))
+            self._marked = True
 
     def prepare(self, increments: Sequence[Increment]) -> PreparedApply:
         """The Lua calls that apply `increments`: pure CPU, no Redis."""
@@ -268,6 +279,7 @@ class CounterStore:
     ) -> float | None:
         """Raise per-partition caught-up times (never lowered) and store the topic's partition
         count (0 / None: keep what is stored); return the resulting caught_up_at."""
+        self._mark_layout()
         pairs = [x for p, t in partition_times.items() for x in (str(p), repr(float(t)))]
         fields = (keys.CAUGHT_UP_PARTITIONS_FIELD, keys.CAUGHT_UP_MIN_FIELD, int(partitions or 0))
         command = ("EVALSHA", scripts.CAUGHT_UP.sha, 1, self._caught_up_key, *fields, *pairs)
