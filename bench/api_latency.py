@@ -652,6 +652,13 @@ def main() -> None:
         action="store_true",
         help="single Redis vs 3-master cluster side by side (bench/api_cluster.py)",
     )
+    parser.add_argument(
+        "--busy-org",
+        action="store_true",
+        help="one busy org, our API vs the same service on PostgreSQL (bench/busy_org.py)",
+    )
+    parser.add_argument("--busy-events", type=int, default=5_000_000, help="with --busy-org")
+    parser.add_argument("--quiet-events", type=int, default=10_000, help="per quiet org, ditto")
     args = parser.parse_args()
     if args.quick:
         args.events, args.requests, args.seconds = 50_000, 50, 3.0
@@ -659,6 +666,11 @@ def main() -> None:
         from bench import api_cluster
 
         api_cluster.run(args)
+        return
+    if args.busy_org:
+        from bench import busy_org
+
+        busy_org.run(args)
         return
     run(args)
 

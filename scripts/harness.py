@@ -165,16 +165,35 @@ def start_api(settings: Settings, timeout: float = 30.0, **extra: str) -> Proc:
     # Tests and benchmarks only ever talk to loopback: listen nowhere else.
     env = child_env(settings, **{"BIND_HOST": "127.0.0.1", **extra})
     proc = Proc("api", [sys.executable, "-m", "api"], env, log_dir())
-    url = f"http://127.0.0.1:{settings.port}/healthz"
+    return _healthy(proc, settings.port, timeout, "the API's /healthz")
+
+
+def start_pg_service(settings: Settings, conninfo: str, timeout: float = 30.0) -> Proc:
+    """bench/pg_service.py (the service on PostgreSQL) under gunicorn with the API's own
+    config file (api/gunicorn_conf.py: workers, keepalive, limits) on `settings.port`, once
+    its /healthz answers; its `snapshots` table is created first."""
+    from bench.pg_service import create_schema
+
+    create_schema(conninfo)
+    env = child_env(settings, BIND_HOST="127.0.0.1", PG_SERVICE_CONNINFO=conninfo)
+    config = str(ROOT / "api" / "gunicorn_conf.py")
+    argv = [sys.executable, "-m", "gunicorn", "--config", config, "bench.pg_service:app"]
+    proc = Proc("pg-service", argv, env, log_dir())
+    return _healthy(proc, settings.port, timeout, "the PostgreSQL service's /healthz")
+
+
+def _healthy(proc: Proc, port: int, timeout: float, what: str) -> Proc:
+    """`proc` once GET /healthz on `port` answers 200; stopped (by pid) if it never does."""
+    url = f"http://127.0.0.1:{port}/healthz"
 
     def healthy() -> bool:
         if not proc.alive():
-            raise RuntimeError(f"api exited: {proc.output()[-2000:]}")
+            raise RuntimeError(f"{proc.name} exited: {proc.output()[-2000:]}")
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
 
     try:
-        wait_until(healthy, timeout, "the API's /healthz")
+        wait_until(healthy, timeout, what)
     except BaseException:
         proc.stop()  # a server that never became healthy must not outlive the caller
         raise
