@@ -15,7 +15,7 @@ from scripts.harness import Proc, child_pids, start_api, start_projector, wait_u
 from tests.integration.drills import call, serving_worker, stream_path
 from tests.integration.projection import wait_projected
 from tests.integration.sse_client import LiveClient
-from tests.integration.test_stream_support import produce
+from tests.support.streams import produce
 
 CLIENTS = 12
 ORG = "org-drill-worker"

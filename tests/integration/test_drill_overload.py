@@ -20,7 +20,7 @@ from scripts.harness import Proc, start_api, start_projector, wait_until
 from tests.integration.drills import api_count, stream_path
 from tests.integration.flood import flood, latencies
 from tests.integration.projection import wait_projected
-from tests.integration.test_stream_support import SseStream, open_streams, produce
+from tests.support.streams import SseStream, open_streams, produce
 
 MIB = 1024 * 1024
 ROUNDS = 3  # quiet and flooded windows of 100 valid requests each

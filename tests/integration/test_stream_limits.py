@@ -20,7 +20,7 @@ from projector import keys
 from scripts.harness import free_port, wait_until
 from tests.integration.projection import running_projector
 from tests.integration.test_api_outage import Relay
-from tests.integration.test_stream_support import (
+from tests.support.streams import (
     SseStream,
     api_running,
     open_streams,

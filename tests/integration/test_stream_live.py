@@ -12,7 +12,7 @@ from api.middleware import BASE_PATH
 from events.settings import Settings
 from scripts.harness import free_port, start_projector
 from tests.integration.projection import running_projector
-from tests.integration.test_stream_support import (
+from tests.support.streams import (
     Block,
     SseStream,
     api_running,

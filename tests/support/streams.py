@@ -1,4 +1,4 @@
-"""Shared pieces of the stream tests (no tests here): an SSE reader, producing, scraping."""
+"""Helpers of the stream tests: an SSE reader, producing, scraping the open-streams gauge."""
 
 from __future__ import annotations
 
