@@ -18,8 +18,9 @@ from events.topics import ensure_topics
 from projector.buckets import MAX_SECOND
 from scripts.harness import Proc, free_port, start_api, start_projector, wait_until
 from scripts.kafka_broker import KafkaBroker
-from tests.integration.drills import Answer, Feeder, call, count_body, recent_plan
+from tests.integration.drills import Answer, Feeder, call, recent_plan
 from tests.integration.projection import store_for, wait_projected
+from tests.support.api_inputs import count_body
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
 import redis
 
-from api.middleware import BASE_PATH
 from events.publisher import Publisher
-from events.schema import RecordCreated, format_utc
+from events.schema import RecordCreated
 from events.settings import Settings
 from scripts.harness import Proc, start_api
 
@@ -41,12 +39,6 @@ class Block:
         value = json.loads(self.data)
         assert isinstance(value, dict)
         return value
-
-
-def stream_path(org_id: str, start: int, end: int) -> str:
-    """The stream URL path for (org, [start, end])."""
-    query = urlencode({"org_id": org_id, "start": format_utc(start), "end": format_utc(end)})
-    return f"{BASE_PATH}/stream?{query}"
 
 
 class SseStream:
