@@ -31,8 +31,8 @@ from scripts.kafka_broker import KafkaBroker
 from scripts.servers import RedisServer
 from tests.integration.drills import Feeder, api_count, call, recent_plan, redis_clients
 from tests.integration.projection import wait_projected
-from tests.integration.sse_client import LiveClient
 from tests.support.api_inputs import count_body, stream_path
+from tests.support.live_client import LiveClient
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 EVENTS_PER_S, STREAMS, COUNTS_PER_S = 2000, 200, 50

@@ -44,8 +44,8 @@ from tests.integration.rebuilds import (
     wait_generation_projected,
     wait_progress,
 )
-from tests.integration.sse_client import LiveClient
 from tests.support.api_inputs import count_body, stream_path
+from tests.support.live_client import LiveClient
 
 pytestmark = pytest.mark.integration
 

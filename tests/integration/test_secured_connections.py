@@ -32,8 +32,8 @@ from tests.integration.secured import (
     start_secured_stack,
     stop_secured_stack,
 )
-from tests.integration.sse_client import LiveClient
 from tests.support.api_inputs import stream_path
+from tests.support.live_client import LiveClient
 
 pytestmark = pytest.mark.integration
 
