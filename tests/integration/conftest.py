@@ -19,6 +19,7 @@ import pytest
 from events.redis_client import Client, connect
 from events.settings import Settings
 from scripts.harness import Proc, delete_matching, free_port
+from scripts.kafka_broker import KafkaBroker
 from scripts.redis_cluster import RedisClusterServer
 from scripts.servers import RedisServer
 
@@ -68,6 +69,31 @@ def private_cluster(tmp_path: Path) -> Iterator[Callable[..., RedisClusterServer
     finally:
         for cluster in made:
             cluster.kill()
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[Callable[..., KafkaBroker]]:
+    """Starts Kafka brokers of this test alone, `private_kafka(partitions=3, heap="384m")`, on
+    free ports; every broker is killed by pid at teardown."""
+    made: list[KafkaBroker] = []
+
+    def make(partitions: int, heap: str) -> KafkaBroker:
+        broker = KafkaBroker(
+            tmp_path / f"kafka-{len(made)}",
+            free_port(),
+            free_port(),
+            partitions=partitions,
+            heap=heap,
+        )
+        made.append(broker)
+        broker.start()
+        return broker
+
+    try:
+        yield make
+    finally:
+        for broker in made:
+            broker.kill()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import redis
 from kafka import KafkaConsumer, TopicPartition
@@ -23,11 +22,11 @@ from api.middleware import BASE_PATH
 from events.codec import InvalidEvent, SkippedEvent, decode
 from events.produce import Plan, Summary, generate
 from events.publisher import Publisher
-from events.schema import format_utc
 from events.settings import Settings
 from projector import keys
 from projector.buckets import MAX_SECOND
 from tests.integration.projection import log_ends, store_for
+from tests.support.api_inputs import count_body
 
 DAY_MS = 86_400_000
 
@@ -174,22 +173,11 @@ def call(port: int, method: str, path: str, body: Any = None, timeout: float = 1
         conn.close()
 
 
-def count_body(org_id: str, start: int, end: int) -> dict[str, Any]:
-    """The body of a count request."""
-    return {"org_id": org_id, "range": {"start": format_utc(start), "end": format_utc(end)}}
-
-
 def api_count(port: int, org_id: str, start: int = 0, end: int = MAX_SECOND) -> int:
     """POST a count and return record_count (asserting success)."""
     answer = call(port, "POST", BASE_PATH, count_body(org_id, start, end))
     assert answer.status in (200, 201), answer
     return int(answer.json()["record_count"])
-
-
-def stream_path(org_id: str, start: int = 0, end: int = MAX_SECOND) -> str:
-    """The live-stream path of one org and range."""
-    query = urlencode({"org_id": org_id, "start": format_utc(start), "end": format_utc(end)})
-    return f"{BASE_PATH}/stream?{query}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from collections import Counter
 from typing import Any
 
 from api.middleware import BASE_PATH
-from tests.integration.drills import call, count_body
+from tests.integration.drills import call
+from tests.support.api_inputs import count_body
 
 THREADS = 20
 _GOOD = count_body("org-drill-flood", 1_700_000_000, 1_800_000_000)

@@ -20,8 +20,9 @@ from projector.registry import GenerationRegistry
 from projector.store import CounterStore
 from projector.sweep import nodes
 from scripts.harness import wait_until
-from tests.integration.drills import call, count_body
+from tests.integration.drills import call
 from tests.integration.projection import log_ends
+from tests.support.api_inputs import count_body
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import redis
 
 from events.settings import Settings
 from scripts.harness import free_port
-from tests.integration.test_stream_support import api_running
+from tests.support.streams import api_running
 
 TOKEN = "generated-client-token"
 PACKAGE = "prc_generated_client"

@@ -14,6 +14,7 @@ from events.redis_client import is_cluster
 from projector.buckets import MAX_SECOND
 from projector.live import LiveCounters, LiveGeneration
 from projector.store import CounterStore, Increment
+from tests.support.redis_sends import count_sends
 
 TOPIC = "record-events"
 NOW = 1_774_521_852  # 2026-03-26T10:44:12Z
@@ -114,14 +115,7 @@ def test_a_post_is_one_round_trip_on_a_single_redis_and_two_on_a_cluster(
 ) -> None:
     counters.apply([Increment("org-4", "a", NOW, 0, 0, NOW)], {0: 1})
     count_and_upsert(counters, snapshots, "org-4", 0, 1, NOW)  # the scripts are loaded now
-    sends = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self: redis.connection.AbstractConnection, *args: object, **kw: object) -> None:
-        sends.append(1)
-        original(self, *args, **kw)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    sends = count_sends(monkeypatch)
     for start, end in [(NOW, NOW), (0, MAX_SECOND), (NOW - 86_400, NOW + 3_601)]:
         sends.clear()
         snapshot, _ = count_and_upsert(counters, snapshots, "org-4", start, end, NOW + 1)

@@ -18,7 +18,7 @@ from events.settings import Settings
 from scripts.harness import free_port
 from scripts.stack import apt_install
 from tests.integration.projection import running_projector
-from tests.integration.test_stream_support import api_running, produce
+from tests.support.streams import api_running, produce
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

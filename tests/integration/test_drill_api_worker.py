@@ -12,10 +12,11 @@ import redis
 
 from events.settings import Settings
 from scripts.harness import Proc, child_pids, start_api, start_projector, wait_until
-from tests.integration.drills import call, serving_worker, stream_path
+from tests.integration.drills import call, serving_worker
 from tests.integration.projection import wait_projected
-from tests.integration.sse_client import LiveClient
-from tests.integration.test_stream_support import produce
+from tests.support.api_inputs import stream_path
+from tests.support.live_client import LiveClient
+from tests.support.streams import produce
 
 CLIENTS = 12
 ORG = "org-drill-worker"

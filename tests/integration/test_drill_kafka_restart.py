@@ -5,32 +5,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
 import redis
 
 from api.middleware import BASE_PATH
 from events.settings import Settings
 from events.topics import ensure_topics
 from projector.buckets import MAX_SECOND
-from scripts.harness import Proc, free_port, start_api, start_projector, wait_until
+from scripts.harness import Proc, start_api, start_projector, wait_until
 from scripts.kafka_broker import KafkaBroker
-from tests.integration.drills import Answer, Feeder, call, count_body, recent_plan
+from tests.integration.drills import Answer, Feeder, call, recent_plan
 from tests.integration.projection import store_for, wait_projected
-
-
-@pytest.fixture
-def private_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A Kafka broker of this test alone; killed by pid at teardown."""
-    broker = KafkaBroker(tmp_path / "kafka", free_port(), free_port(), partitions=3, heap="384m")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.kill()
+from tests.support.api_inputs import count_body
 
 
 class Poller(threading.Thread):
@@ -55,13 +43,14 @@ class Poller(threading.Thread):
 
 def test_kafka_restart_during_ingest(
     drill_settings: Settings,
-    private_kafka: KafkaBroker,
+    private_kafka: Callable[..., KafkaBroker],
     drill_redis: redis.Redis,
     procs: list[Proc],
 ) -> None:
+    kafka = private_kafka(partitions=3, heap="384m")
     settings = replace(
         drill_settings,
-        kafka_bootstrap_servers=private_kafka.bootstrap_servers,
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
         projector_max_batch=200,
     )
     ensure_topics(settings.kafka_bootstrap_servers, settings.record_events_topic, partitions=3)
@@ -79,10 +68,10 @@ def test_kafka_restart_during_ingest(
         wait_until(lambda: applied() >= 1000, 60, "a quarter of the events to be applied")
         poller.start()
         down_at = time.monotonic()
-        private_kafka.stop()  # SIGTERM: a controlled shutdown
+        kafka.stop()  # SIGTERM: a controlled shutdown
         stopped_at = time.monotonic()
         during = applied()
-        private_kafka.start()
+        kafka.start()
         up_at = time.monotonic()
         wait_until(lambda: applied() > during, 60, "the projector to resume")
         resumed_at = time.monotonic()

@@ -17,10 +17,11 @@ import redis
 from api.middleware import BASE_PATH
 from events.settings import Settings
 from scripts.harness import Proc, start_api, start_projector, wait_until
-from tests.integration.drills import api_count, stream_path
+from tests.integration.drills import api_count
 from tests.integration.flood import flood, latencies
 from tests.integration.projection import wait_projected
-from tests.integration.test_stream_support import SseStream, open_streams, produce
+from tests.support.api_inputs import stream_path
+from tests.support.streams import SseStream, open_streams, produce
 
 MIB = 1024 * 1024
 ROUNDS = 3  # quiet and flooded windows of 100 valid requests each

@@ -25,13 +25,13 @@ from tests.integration.drills import (
     Feeder,
     api_count,
     call,
-    count_body,
     inconsistencies,
     read_topic,
     recent_plan,
 )
 from tests.integration.projection import store_for, wait_projected
 from tests.integration.test_drill_redis_kill import TORN, aof_increment
+from tests.support.api_inputs import count_body
 
 ORGS = 12
 QUICK = 5.0  # seconds: the API's Redis timeouts are 2 s

@@ -14,17 +14,10 @@ from events.settings import Settings
 from projector.buckets import MAX_SECOND
 from scripts.harness import Proc, start_api, start_projector, wait_until
 from scripts.servers import RedisServer
-from tests.integration.drills import (
-    Answer,
-    Feeder,
-    api_count,
-    call,
-    count_body,
-    recent_plan,
-    stream_path,
-)
+from tests.integration.drills import Answer, Feeder, api_count, call, recent_plan
 from tests.integration.projection import store_for, wait_projected
-from tests.integration.sse_client import LiveClient
+from tests.support.api_inputs import count_body, stream_path
+from tests.support.live_client import LiveClient
 
 QUICK = 5.0  # seconds: the API's Redis timeouts are 2 s
 OUTAGE = 5.0  # seconds Redis stays down

@@ -8,9 +8,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import redis
@@ -21,7 +20,6 @@ from events.topics import ensure_topics
 from scripts.harness import (
     Proc,
     child_pids,
-    free_port,
     rss_bytes,
     start_api,
     start_projector,
@@ -29,17 +27,10 @@ from scripts.harness import (
 )
 from scripts.kafka_broker import KafkaBroker
 from scripts.servers import RedisServer
-from tests.integration.drills import (
-    Feeder,
-    api_count,
-    call,
-    count_body,
-    recent_plan,
-    redis_clients,
-    stream_path,
-)
+from tests.integration.drills import Feeder, api_count, call, recent_plan, redis_clients
 from tests.integration.projection import wait_projected
-from tests.integration.sse_client import LiveClient
+from tests.support.api_inputs import count_body, stream_path
+from tests.support.live_client import LiveClient
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 EVENTS_PER_S, STREAMS, COUNTS_PER_S = 2000, 200, 50
@@ -48,17 +39,6 @@ MB = 1024 * 1024
 WARM_UP = min(60, SECONDS // 4)  # seconds before the baseline sample
 
 pytestmark = [pytest.mark.drill, pytest.mark.timeout(SECONDS + 1200)]
-
-
-@pytest.fixture
-def soak_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A Kafka broker of the soak alone; killed by pid at teardown."""
-    broker = KafkaBroker(tmp_path / "kafka", free_port(), free_port(), partitions=6, heap="512m")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.kill()
 
 
 class Counter(threading.Thread):
@@ -109,12 +89,13 @@ def sample(procs: dict[str, int], client: redis.Redis) -> dict[str, float]:
 
 def test_soak(
     drill_settings: Settings,
-    soak_kafka: KafkaBroker,
+    private_kafka: Callable[..., KafkaBroker],
     private_redis: RedisServer,
     drill_redis: redis.Redis,
     procs: list[Proc],
 ) -> None:
-    settings = replace(drill_settings, kafka_bootstrap_servers=soak_kafka.bootstrap_servers)
+    kafka = private_kafka(partitions=6, heap="512m")
+    settings = replace(drill_settings, kafka_bootstrap_servers=kafka.bootstrap_servers)
     ensure_topics(settings.kafka_bootstrap_servers, settings.record_events_topic, partitions=6)
     plan = recent_plan(ORGS, EVENTS_PER_S * SECONDS, seed=71, days_ago=1, duplicate_ratio=0.01)
     lo, hi = plan.start_ms // 1000, plan.end_ms // 1000
@@ -140,7 +121,7 @@ def test_soak(
         pids = {"projector": projector.pid, "gunicorn master": api.pid}
         for n, worker in enumerate(child_pids(api.pid)):
             pids[f"gunicorn worker {n + 1}"] = worker
-        pids.update({"redis": private_redis.pid() or 0, "kafka": soak_kafka.pid() or 0})
+        pids.update({"redis": private_redis.pid() or 0, "kafka": kafka.pid() or 0})
         timeline = [(time.monotonic() - started, sample(pids, drill_redis))]
         names = [client_names(drill_redis)]
         next_sample = started + 60

@@ -22,7 +22,8 @@ from projector.registry import GenerationRegistry
 from projector.store import CounterStore
 from projector.sweep import nodes
 from scripts.harness import Proc, free_port, start_api, start_projector, start_rebuild, wait_until
-from tests.integration.drills import api_count, count_body, recent_plan
+from tests.integration.drills import api_count, recent_plan
+from tests.support.api_inputs import count_body
 
 pytestmark = pytest.mark.integration
 

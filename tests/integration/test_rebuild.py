@@ -28,14 +28,7 @@ from projector.buckets import MAX_SECOND
 from projector.generation import Ack, Generation, Phase
 from projector.registry import GenerationRegistry
 from scripts.harness import Proc, free_port, start_api, start_projector, start_rebuild, wait_until
-from tests.integration.drills import (
-    Feeder,
-    api_count,
-    call,
-    count_body,
-    recent_plan,
-    stream_path,
-)
+from tests.integration.drills import Feeder, api_count, call, recent_plan
 from tests.integration.projection import wait_projected
 from tests.integration.rebuilds import (
     Blocker,
@@ -51,7 +44,8 @@ from tests.integration.rebuilds import (
     wait_generation_projected,
     wait_progress,
 )
-from tests.integration.sse_client import LiveClient
+from tests.support.api_inputs import count_body, stream_path
+from tests.support.live_client import LiveClient
 
 pytestmark = pytest.mark.integration
 

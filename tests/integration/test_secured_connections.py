@@ -26,14 +26,14 @@ from events.redis_client import connect
 from events.topics import end_offsets, ensure_topics
 from scripts.harness import ROOT, Proc, free_port, log_dir, wait_until
 from scripts.tls import other_ca
-from tests.integration.drills import stream_path
 from tests.integration.secured import (
     SecuredStack,
     leaked,
     start_secured_stack,
     stop_secured_stack,
 )
-from tests.integration.sse_client import LiveClient
+from tests.support.api_inputs import stream_path
+from tests.support.live_client import LiveClient
 
 pytestmark = pytest.mark.integration
 

@@ -29,6 +29,7 @@ from projector.store import (
 )
 from scripts.servers import RedisServer
 from tests.support.oracles import CountTree
+from tests.support.redis_sends import count_sends
 
 TOPIC = "record-events"
 NOW = 1_774_521_852  # 2026-03-26T10:44:12Z
@@ -323,15 +324,7 @@ def test_caught_up_round_trip(store: CounterStore) -> None:
 @pytest.fixture
 def sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per command batch sent to Redis (a pipeline is one), from now on."""
-    sent: list[int] = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self: redis.connection.AbstractConnection, *args: object, **kw: object) -> None:
-        sent.append(1)
-        original(self, *args, **kw)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
-    return sent
+    return count_sends(monkeypatch)
 
 
 def test_reads_are_one_round_trip(

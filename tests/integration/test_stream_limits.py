@@ -20,14 +20,8 @@ from projector import keys
 from scripts.harness import free_port, wait_until
 from tests.integration.projection import running_projector
 from tests.integration.test_api_outage import Relay
-from tests.integration.test_stream_support import (
-    SseStream,
-    api_running,
-    open_streams,
-    our_clients,
-    produce,
-    stream_path,
-)
+from tests.support.api_inputs import stream_path
+from tests.support.streams import SseStream, api_running, open_streams, our_clients, produce
 
 WORKERS = 2
 WAVE = 200

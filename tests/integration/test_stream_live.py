@@ -12,13 +12,8 @@ from api.middleware import BASE_PATH
 from events.settings import Settings
 from scripts.harness import free_port, start_projector
 from tests.integration.projection import running_projector
-from tests.integration.test_stream_support import (
-    Block,
-    SseStream,
-    api_running,
-    produce,
-    stream_path,
-)
+from tests.support.api_inputs import stream_path
+from tests.support.streams import Block, SseStream, api_running, produce
 
 UTC_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 GRACE = 2

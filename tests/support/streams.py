@@ -1,4 +1,4 @@
-"""Shared pieces of the stream tests (no tests here): an SSE reader, producing, scraping."""
+"""Helpers of the stream tests: an SSE reader, producing, scraping the open-streams gauge."""
 
 from __future__ import annotations
 
@@ -10,43 +10,17 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
 import redis
 
-from api.middleware import BASE_PATH
 from events.publisher import Publisher
-from events.schema import RecordCreated, format_utc
+from events.schema import RecordCreated
 from events.settings import Settings
 from scripts.harness import Proc, start_api
+from tests.support.sse import Block, SseParser
 
 GAUGE = re.compile(r"^prc_api_open_streams(?:\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
-
-
-@dataclass
-class Block:
-    """One dispatched SSE block: its fields and comments."""
-
-    id: str | None = None
-    data: str | None = None
-    retry: str | None = None
-    comments: list[str] = field(default_factory=list)
-    received: float = 0.0
-
-    def json(self) -> dict[str, object]:
-        """The data as JSON."""
-        assert self.data is not None, self
-        value = json.loads(self.data)
-        assert isinstance(value, dict)
-        return value
-
-
-def stream_path(org_id: str, start: int, end: int) -> str:
-    """The stream URL path for (org, [start, end])."""
-    query = urlencode({"org_id": org_id, "start": format_utc(start), "end": format_utc(end)})
-    return f"{BASE_PATH}/stream?{query}"
 
 
 class SseStream:
@@ -72,21 +46,12 @@ class SseStream:
 
     def blocks(self) -> Iterator[Block]:
         """Every block (events and comment-only blocks) until the server ends the stream."""
-        block = Block()
+        parser = SseParser()
         while True:
             raw = self.response.readline()
             if not raw:
                 return
-            line = raw.decode("utf-8").rstrip("\r\n")
-            if line == "":
-                block.received = time.monotonic()
-                yield block
-                block = Block()
-            elif line.startswith(":"):
-                block.comments.append(line[1:].strip())
-            else:
-                name, _, value = line.partition(":")
-                setattr(block, name, value.removeprefix(" "))
+            yield from parser.feed(raw)
 
     def events(self) -> Iterator[Block]:
         """Only the blocks carrying data."""

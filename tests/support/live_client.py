@@ -11,10 +11,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from scripts.harness import wait_until
+from tests.support.sse import Block, SseParser
 
 DEFAULT_RETRY_MS = 3000  # until the server sends its own `retry:`
 
@@ -40,12 +41,6 @@ class Received:
     id: str | None
     data: dict[str, Any]
     connection: int  # index into LiveClient.connections
-
-
-@dataclass
-class _Block:
-    event_id: str | None = None
-    data: list[str] = field(default_factory=list)
 
 
 class LiveClient(threading.Thread):
@@ -94,33 +89,26 @@ class LiveClient(threading.Thread):
             conn.close()
 
     def _read(self, response: http.client.HTTPResponse, record: Connection, index: int) -> None:
-        block = _Block()
+        parser = SseParser()
         while not self._halt.is_set():
             raw = response.readline()
             if not raw:
                 return
-            line = raw.decode("utf-8").rstrip("\r\n")
-            if not line:
-                if block.data:
-                    if block.event_id is not None:
-                        self.last_id = block.event_id
-                    now = time.monotonic()
-                    if record.first_event is None:
-                        record.first_event = now
-                    data = json.loads("\n".join(block.data))
-                    self.events.append(Received(now, block.event_id, data, index))
-                block = _Block()
-            elif line.startswith(":"):
-                record.comments += 1
-            else:
-                name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if name == "retry" and value.isdigit():
-                    self.retry_ms = int(value)
-                elif name == "id":
-                    block.event_id = value
-                elif name == "data":
-                    block.data.append(value)
+            for block in parser.feed(raw):
+                self._take(block, record, index)
+
+    def _take(self, block: Block, record: Connection, index: int) -> None:
+        record.comments += len(block.comments)
+        if block.retry_ms is not None:
+            self.retry_ms = block.retry_ms
+        if block.data is None:
+            return
+        if block.id is not None:
+            self.last_id = block.id
+        now = time.monotonic()
+        if record.first_event is None:
+            record.first_event = now
+        self.events.append(Received(now, block.id, json.loads(block.data), index))
 
     def close(self) -> None:
         """Stop following: drop the connection and end the thread."""
