@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from api.middleware import BASE_PATH
@@ -40,6 +40,17 @@ def snapshot_links(*statuses: int) -> dict[str, Any]:
     return {status: {"links": links} for status in statuses}
 
 
+def count_response(snapshot: Any, created: bool) -> Response:
+    """The POST's answer: the documented CountResultSchema body, built without a marshmallow
+    dump, 201 and the Location url_for(".SnapshotItem") would build when `created`, else 200.
+    This is the hot path."""
+    response = current_app.json.response(count_result(snapshot))
+    if created:
+        response.status_code = 201
+        response.headers["Location"] = f"{request.script_root}{BASE_PATH}/{snapshot.id}"
+    return response
+
+
 @blp.route("")
 class Collection(MethodView):
     """The collection: count (and snapshot) a range; list snapshots."""
@@ -73,13 +84,7 @@ class Collection(MethodView):
         """Count an org's records over a range now; 400/401/413/415/422, 503 without Redis."""
         window = body["range"]
         snapshot, created = current_service().count(body["org_id"], window["start"], window["end"])
-        # The documented CountResultSchema body, built without a marshmallow dump, and the
-        # Location url_for(".SnapshotItem") would build: this is the hot path.
-        response = current_app.json.response(count_result(snapshot))
-        if created:
-            response.status_code = 201
-            response.headers["Location"] = f"{request.script_root}{BASE_PATH}/{snapshot.id}"
-        return response
+        return count_response(snapshot, created)
 
 
 @blp.route("/<snapshot_id:snapshot_id>")

@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,7 +48,9 @@ from marshmallow import ValidationError
 
 from api.errors import _validation_problem, problem
 from api.middleware import BASE_PATH
-from api.schemas import CountRequestSchema, count_result
+from api.schemas import CountRequestSchema
+from api.snapshots import Snapshot
+from api.views import count_response
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Events are whole seconds, but a bound is inclusive to the end of its second.
@@ -83,19 +84,6 @@ ON CONFLICT (org_id, range_start, range_end) DO UPDATE SET
     snapshot_at = EXCLUDED.snapshot_at
 RETURNING s.id, s.record_count, s.is_complete, s.snapshot_at, (xmax = 0) AS created
 """
-
-
-@dataclass(frozen=True)
-class PgSnapshot:
-    """The fields of `api.snapshots.Snapshot`, as `count_result` reads them."""
-
-    id: str
-    org_id: str
-    range_start: int
-    range_end: int
-    record_count: int
-    is_complete: bool
-    snapshot_at: int
 
 
 def count_params(org_id: str, start: int, end: int, now: float, new_id: str) -> dict[str, Any]:
@@ -147,14 +135,14 @@ class Pool:
                 self._idle.put(conn)
 
 
-def count(pool: Pool, org_id: str, start: int, end: int) -> tuple[PgSnapshot, bool]:
+def count(pool: Pool, org_id: str, start: int, end: int) -> tuple[Snapshot, bool]:
     """Count and create or refresh the (org, range) snapshot in one statement."""
     params = count_params(org_id, start, end, time.time(), f"count-snapshot-{uuid.uuid4().hex}")
     with pool.connection() as conn:
         row = conn.execute(COUNT_UPSERT, params, prepare=True).fetchone()
     assert row is not None
     snapshot_id, record_count, complete, at, created = row
-    return PgSnapshot(snapshot_id, org_id, start, end, record_count, complete, at), created
+    return Snapshot(snapshot_id, org_id, start, end, record_count, complete, at), created
 
 
 def create_app(conninfo: str, pool_size: int = 8) -> Flask:
@@ -175,11 +163,7 @@ def create_app(conninfo: str, pool_size: int = 8) -> Flask:
             return _validation_problem(422, {"json": exc.messages}, {})
         window = body["range"]
         snapshot, created = count(pool, body["org_id"], window["start"], window["end"])
-        response = app.json.response(count_result(snapshot))
-        if created:
-            response.status_code = 201
-            response.headers["Location"] = f"{request.script_root}{BASE_PATH}/{snapshot.id}"
-        return response
+        return count_response(snapshot, created)
 
     @app.get("/healthz")
     def healthz() -> Response:

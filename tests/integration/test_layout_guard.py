@@ -63,14 +63,6 @@ def deployment(settings: Settings) -> Iterator[Settings]:
         delete_topics(ours.kafka_bootstrap_servers, [topic, dlq_topic_for(topic)])
 
 
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop(timeout=15)
-
-
 def test_projector_refuses_the_old_layout_and_writes_nothing(
     deployment: Settings, redis_client: Any, procs: list[Proc]
 ) -> None:

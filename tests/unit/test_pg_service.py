@@ -3,16 +3,14 @@ arithmetic (bench/busy_org.py): the parts that need no database."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 
-from api.snapshots import Snapshot
 from bench import busy_org
-from bench.pg_service import PgSnapshot, count_params, create_app
+from bench.pg_service import count_params, create_app
 
 PATH = "/api/v1/period-record-counts"
 JAN_1_2026 = 1767225600
@@ -33,11 +31,6 @@ def test_count_params_cover_whole_seconds_inclusively() -> None:
 )
 def test_complete_once_the_last_second_is_over(now: float, complete: bool) -> None:
     assert count_params("o", JAN_1_2026, JAN_1_2026 + 9, now, "i")["is_complete"] is complete
-
-
-def test_snapshot_fields_match_ours() -> None:
-    ours = [(f.name, f.type) for f in dataclasses.fields(Snapshot)]
-    assert [(f.name, f.type) for f in dataclasses.fields(PgSnapshot)] == ours
 
 
 def test_bad_bodies_are_problems_before_any_database() -> None:
