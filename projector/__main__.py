@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from events.logs import configure_logging, exit_if_rejected
 from events.preflight import check_services
-from events.redis_client import connect
+from events.redis_client import UNAVAILABLE, connect
 from events.settings import Settings
 from projector import layout, listpack, metrics
 from projector.consumer import Projector
@@ -108,6 +108,10 @@ def require_layout(settings: Settings) -> None:
             generation=target.number,
         )
         layout.require(client, prefix, store)
+    except UNAVAILABLE as exc:
+        # A projector may start while Redis is away; it checks again before its first batch
+        # is handed on (Projector._move_to), and refuses then.
+        log.warning("layout not checked yet: redis unreachable", extra={"error": str(exc)})
     finally:
         client.close()
 
