@@ -79,10 +79,16 @@ def holds_data(store: CounterStore) -> bool:
     return bool(times) or partitions is not None or bool(store.positions())
 
 
+def _judged(client: Any, prefix: str, store: CounterStore) -> tuple[int | None, Verdict]:
+    """The store's generation's mark and its verdict (data is looked for only when unmarked)."""
+    mark_ = read_mark(client, prefix, store.generation)
+    return mark_, judge(mark_, mark_ is None and holds_data(store))
+
+
 def check(client: Any, prefix: str, store: CounterStore) -> None:
     """For readers: raise LayoutMismatch unless this code can read the store's generation."""
-    mark_ = read_mark(client, prefix, store.generation)
-    if judge(mark_, mark_ is None and holds_data(store)) is Verdict.REFUSE:
+    mark_, verdict = _judged(client, prefix, store)
+    if verdict is Verdict.REFUSE:
         raise LayoutMismatch(refusal(store.generation, mark_))
 
 
@@ -90,8 +96,7 @@ def require(client: Any, prefix: str, store: CounterStore) -> None:
     """For writers: claim an empty unmarked generation, else raise LayoutMismatch unless it is
     marked with this layout."""
     generation = store.generation
-    mark_ = read_mark(client, prefix, generation)
-    verdict = judge(mark_, mark_ is None and holds_data(store))
+    mark_, verdict = _judged(client, prefix, store)
     if verdict is Verdict.CLAIM:
         # HSETNX: two projectors starting together both claim; one racing old code cannot
         # be told apart (an upgrade must not run old and new projectors side by side).
