@@ -6,6 +6,7 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY api ./api
 COPY projector ./projector
 COPY events ./events
+COPY config ./config
 RUN pip install . && useradd --system --uid 10001 app
 USER app
 EXPOSE 8000 9102

@@ -176,6 +176,11 @@ if _metrics_dir is None:
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
+def when_ready(server: Any) -> None:
+    """Log, once for the server, the settings the API runs with (secrets masked)."""
+    logging.getLogger("api").info("settings", extra={"settings": _settings.of("api")})
+
+
 def post_worker_init(worker: Any) -> None:
     """End the worker's live streams as soon as it is told to stop, not at graceful_timeout."""
     import gevent  # the worker is patched by now: these imports are safe here

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     with exit_if_rejected(log):
         settings = Settings.from_env()
         configure_logging(settings.log_level)
+        log.info("settings", extra={"settings": settings.of(args.command or "projector")})
         check_services(settings, with_kafka=True, with_redis=True)
     if args.command == "rebuild":
         return rebuild(settings, args)

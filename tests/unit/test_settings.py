@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from events.settings import FILE_VARIANTS, ConfigError, Settings, mask_url
+from config import FILE_VARIANTS, PROCESSES, ConfigError, Settings, mask_url
 
 
 def test_defaults_are_the_spec_defaults() -> None:
@@ -264,3 +265,35 @@ def test_a_child_gets_secrets_by_value_not_both_ways(monkeypatch: pytest.MonkeyP
     env = child_env(Settings.from_env({"API_TOKEN": "t"}))
     assert env["API_TOKEN"] == "t" and "API_TOKEN_FILE" not in env
     assert Settings.from_env(env).api_token == "t"
+
+
+def test_every_setting_names_the_processes_that_read_it() -> None:
+    for f in fields(Settings):
+        read_by = f.metadata["read_by"]
+        assert read_by and set(read_by) <= set(PROCESSES), f.name
+
+
+def test_each_process_sees_its_own_settings_with_secrets_masked() -> None:
+    s = Settings(api_token="t0ken", redis_url="redis://u:pw@h:6379/0", kafka_sasl_password=None)
+    api, projector = s.of("api"), s.of("projector")
+    assert api["PORT"] == 8000 and "PROJECTOR_MAX_BATCH" not in api
+    assert projector["PROJECTOR_MAX_BATCH"] == 20000 and "PORT" not in projector
+    assert "KAFKA_BOOTSTRAP_SERVERS" not in api  # the API never talks to Kafka
+    assert api["API_TOKEN"] == "***" and api["REDIS_URL"] == "redis://u:***@h:6379/0"
+    assert "t0ken" not in repr(s.of("api")) and "pw@" not in repr(s.of("rebuild"))
+    with pytest.raises(ValueError, match="unknown process"):
+        s.of("worker")
+
+
+def test_the_readme_says_which_process_reads_each_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    read_by = {f.name.upper(): set(f.metadata["read_by"]) for f in fields(Settings)}
+    rows = [line.split(" | ") for line in readme.splitlines() if line.startswith("| `")]
+    seen = set()
+    for row in rows:
+        names = [n for n in re.findall(r"`([A-Z_]+)`", row[0]) if n in read_by]
+        if not names:
+            continue
+        seen.update(names)
+        assert set(row[2].split(", ")) == set().union(*(read_by[n] for n in names)), row[0]
+    assert seen == set(read_by)

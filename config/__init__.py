@@ -1,0 +1,11 @@
+"""Configuration: the one reader of the environment.
+
+config.service holds the settings of the service's processes (API, projector, rebuild,
+producer), each marked with the processes that read it; config.environment the grammar they
+are read with (and secrets given as `<NAME>_FILE`).
+"""
+
+from config.environment import ConfigError, mask_url
+from config.service import FILE_VARIANTS, PROCESSES, Settings
+
+__all__ = ["FILE_VARIANTS", "PROCESSES", "ConfigError", "Settings", "mask_url"]
