@@ -12,10 +12,10 @@ from api import errors, metrics, middleware, ops, series, stream, views
 from api.openapi import Api
 from api.service import EXTENSION, Components, CountService
 from api.snapshots import SnapshotStore
+from config import Settings
 from events.logs import configure_logging
 from events.preflight import RedisUnavailable, check_redis
 from events.redis_client import connect
-from events.settings import Settings
 from projector.live import LiveCounters, LiveGeneration
 from projector.registry import GenerationRegistry
 

@@ -31,8 +31,8 @@ from gunicorn.http.errors import (
 )
 from gunicorn.workers.ggevent import GeventWorker
 
+from config import Settings
 from events.logs import exit_if_rejected
-from events.settings import Settings
 
 with exit_if_rejected(logging.getLogger("api")):
     _settings = Settings.from_env()

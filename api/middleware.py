@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, Unauthorized, Unsupported
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from events.settings import Settings
+    from config import Settings
 
 BASE_PATH = "/api/v1/period-record-counts"
 MAX_BODY_BYTES = 64 * 1024

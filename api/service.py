@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import redis
 
     from api.intervals import Bucket
-    from events.settings import Settings
+    from config import Settings
     from projector.live import LiveCounters
     from projector.registry import GenerationRegistry
 

@@ -38,9 +38,9 @@ from api.openapi import Api, Blueprint
 from api.schemas import SNAPSHOT_ID_PATTERN, Instant, org_id_field
 from api.service import EXTENSION as COMPONENTS
 from api.service import Components, current_components
+from config import Settings
 from events.redis_client import connect
 from events.schema import format_utc
-from events.settings import Settings
 from projector.keys import changes_channel
 from projector.live import LiveCounters, LiveGeneration
 

@@ -29,9 +29,9 @@ from bench.api_latency import (
 )
 from bench.common import bench_settings, cleanup, machine, table
 from bench.redis_targets import Target, targets
+from config import Settings
 from events.produce import Plan
 from events.redis_client import connect
-from events.settings import Settings
 from events.topics import end_offsets
 from projector.buckets import MAX_SECOND
 from projector.store import CounterStore

@@ -50,11 +50,11 @@ import gevent.socket
 from bench.common import bench_settings, cleanup, machine, table
 from bench.cpu import CpuMeter, quietly
 from bench.pg import PgServer, load_records
+from config import Settings
 from events.connections import describe_kafka, describe_redis
 from events.produce import Plan, Summary, produce
 from events.redis_client import Client, connect
 from events.schema import format_utc
-from events.settings import Settings
 from events.topics import end_offsets
 from projector.buckets import MAX_SECOND
 from projector.store import CounterStore

@@ -45,10 +45,10 @@ from bench.api_latency import (
 from bench.common import bench_settings, cleanup, machine, table
 from bench.cpu import quietly
 from bench.pg import PgServer, load_records
+from config import Settings
 from events.connections import describe_kafka, describe_redis
 from events.produce import Plan, Summary, produce
 from events.redis_client import connect
-from events.settings import Settings
 from events.topics import end_offsets
 from projector.buckets import MAX_SECOND
 from projector.store import CounterStore

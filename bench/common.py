@@ -7,8 +7,8 @@ import platform
 import uuid
 from dataclasses import replace
 
+from config import Settings
 from events.redis_client import connect
-from events.settings import Settings
 from events.topics import delete_topics, ensure_topics
 from scripts.harness import delete_matching
 

@@ -34,10 +34,10 @@ from kafka import KafkaConsumer, TopicPartition
 from bench.common import bench_settings, cleanup, cleanup_prefix, machine, table
 from bench.cpu import cpu_seconds
 from bench.redis_targets import Target, targets
+from config import Settings
 from events.connections import kafka_config
 from events.produce import Plan, produce
 from events.redis_client import connect
-from events.settings import Settings
 from events.topics import end_offsets
 from projector import keys
 from projector.store import CounterStore, Increment

@@ -18,10 +18,10 @@ import time
 from dataclasses import replace
 
 from bench.common import bench_settings, cleanup, cleanup_prefix, machine, table
+from config import Settings
 from events.produce import Plan, generate
 from events.publisher import Publisher
 from events.redis_client import connect
-from events.settings import Settings
 from projector.store import CounterStore
 from scripts.harness import Proc, start_projector, wait_until
 

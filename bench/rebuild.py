@@ -46,10 +46,10 @@ from typing import Any
 from bench.api_latency import Oracle
 from bench.common import bench_settings, cleanup, machine, table
 from bench.projector_throughput import bare_read, projector_run
+from config import Settings
 from events.produce import Plan, produce
 from events.redis_client import connect
 from events.schema import format_utc
-from events.settings import Settings
 from events.topics import end_offsets
 from projector.registry import GenerationRegistry
 from scripts.harness import Proc, child_env, free_port, start_api, start_projector, wait_until

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.cpu import cpu_seconds
+from config import Settings
 from events.redis_client import connect
-from events.settings import Settings
 from scripts.redis_cluster import RedisClusterServer
 from scripts.servers import RedisServer
 

@@ -54,9 +54,9 @@ from bench.api_latency import (
 )
 from bench.common import bench_settings, cleanup, machine, table
 from bench.pg import PgServer, load_records
+from config import Settings
 from events.produce import Plan
 from events.schema import parse_instant
-from events.settings import Settings
 from events.topics import end_offsets
 from projector.buckets import MAX_SECOND
 from projector.store import CounterStore

@@ -31,9 +31,9 @@ from multiprocessing.connection import Connection
 from urllib.parse import urlencode
 
 from bench.common import bench_settings, cleanup, machine, table
+from config import Settings
 from events.publisher import Publisher
 from events.schema import RecordCreated, format_utc
-from events.settings import Settings
 from scripts.harness import free_port, start_api, start_projector
 from tests.support.sse import SseParser
 

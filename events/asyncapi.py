@@ -11,11 +11,11 @@ import configparser
 import json
 from typing import Any
 
+from config import Settings
 from events import topics
 from events.codec import ERROR_CODES, InvalidEvent, decode
 from events.contract import EXAMPLE, ROOT, SCHEMA_REF
 from events.schema import EVENT_TYPE
-from events.settings import Settings
 
 # JSON Schema's media type with the draft as its version, as AsyncAPI 3.0 writes draft-07
 # (`application/schema+json;version=draft-07`, the only JSON Schema draft it names).

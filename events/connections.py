@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.settings import Settings, mask_url
+from config import Settings, mask_url
 
 # A plain "host:port,..." string stands for a PLAINTEXT cluster (tests and tools that address a
 # bare broker); Settings carry the security settings too.

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from events.settings import ConfigError
+from config import ConfigError
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # Exit status of a process whose configuration was rejected (settings or a server's refusal).

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from config import ConfigError, Settings
 from events.connections import (
     KafkaTarget,
     bootstrap_servers,
@@ -40,7 +41,6 @@ from events.probes import (
     tls_context,
 )
 from events.redis_client import connect
-from events.settings import ConfigError, Settings
 from events.topics import KafkaUnavailable, check_reachable, host_port
 
 KAFKA_CHECK_SECONDS = 5.0  # a healthy broker answers in well under a second

@@ -23,8 +23,8 @@ from enum import StrEnum
 from multiprocessing import get_context
 from typing import TYPE_CHECKING
 
+from config import ConfigError, Settings
 from events.schema import EventError, format_utc, parse_instant, valid_org_id
-from events.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     from events.connections import KafkaTarget

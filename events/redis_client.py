@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from events.settings import Settings
+from config import Settings
 
 # Either kind of client; both speak the same commands for what the service does.
 Client = redis.Redis | RedisCluster

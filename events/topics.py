@@ -13,9 +13,9 @@ from kafka.errors import (
     for_code,
 )
 
+from config import Settings
 from events.connections import KafkaTarget, bootstrap_servers, kafka_config
 from events.schema import EventError
-from events.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import sys
 
 from redis.exceptions import RedisError
 
+from config import Settings
 from events.logs import configure_logging, exit_if_rejected
 from events.preflight import check_services
 from events.redis_client import UNAVAILABLE, connect
-from events.settings import Settings
 from projector import layout, listpack, metrics
 from projector.consumer import Projector
 from projector.rebuild import SWITCH_LAG, Options, Rebuilder

@@ -42,10 +42,10 @@ from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from config import Settings
 from events.codec import InvalidEvent, SkippedEvent, decode_for_count
 from events.connections import kafka_config
 from events.redis_client import UNAVAILABLE, connect
-from events.settings import Settings
 from projector import keys, layout, metrics
 from projector.applier import Applier, Batch
 from projector.deadletter import DeadLetters

@@ -8,10 +8,10 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from config import Settings
 from events import topics
 from events.codec import InvalidEvent
 from events.connections import kafka_config
-from events.settings import Settings
 from projector import metrics
 
 log = logging.getLogger(__name__)

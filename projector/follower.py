@@ -15,8 +15,8 @@ import logging
 import threading
 from typing import Any
 
+from config import Settings
 from events.redis_client import UNAVAILABLE
-from events.settings import Settings
 from projector.applier import RETRY_BACKOFF
 from projector.generation import Ack, Generation, GenerationState
 from projector.progress import with_redis

@@ -22,7 +22,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from events.settings import ConfigError
+from config import ConfigError
 from projector import keys
 from projector.store import CounterStore
 

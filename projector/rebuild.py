@@ -28,8 +28,8 @@ from typing import Any, TextIO
 
 from kafka.errors import KafkaError
 
+from config import Settings
 from events.redis_client import UNAVAILABLE, connect
-from events.settings import Settings
 from events.topics import KafkaUnavailable, admin_client
 from projector import keys, layout, metrics
 from projector.consumer import Projector

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from redis.cluster import RedisCluster
 
+from config import FILE_VARIANTS, Settings
 from events.redis_client import is_cluster
-from events.settings import FILE_VARIANTS, Settings
 from scripts.redis_cluster import bus_port
 from scripts.servers import ports_taken
 

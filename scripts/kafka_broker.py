@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events.settings import Settings
+from config import Settings
 from scripts.servers import HOST, Server, StackError, log, port_open
 from scripts.tls import TlsFiles
 

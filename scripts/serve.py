@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 
+from config import Settings, mask_url
 from events.logs import exit_if_rejected
-from events.settings import Settings, mask_url
 
 STOP_TIMEOUT = 20.0
 

@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from events.settings import Settings
+from config import Settings
 from scripts.asyncapi_spec import schema_path as asyncapi_schema_path
 from scripts.kafka_broker import SCRAM, KafkaBroker, KafkaSecurity, kafka_libs
 from scripts.redis_cluster import MIN_MASTERS, RedisClusterServer

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from config import Settings
 from events.redis_client import Client, connect
-from events.settings import Settings
 from scripts.harness import delete_matching
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from config import Settings
 from events.redis_client import Client, connect
-from events.settings import Settings
 from scripts.harness import Proc, delete_matching, free_port
 from scripts.kafka_broker import KafkaBroker
 from scripts.redis_cluster import RedisClusterServer

@@ -19,10 +19,10 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from api.middleware import BASE_PATH
+from config import Settings
 from events.codec import InvalidEvent, SkippedEvent, decode
 from events.produce import Plan, Summary, generate
 from events.publisher import Publisher
-from events.settings import Settings
 from projector import keys
 from projector.buckets import MAX_SECOND
 from tests.integration.projection import log_ends, store_for

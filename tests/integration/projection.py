@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import redis
 
+from config import Settings
 from events.redis_client import Client
-from events.settings import Settings
 from events.topics import delete_topics, dlq_topic_for, end_offsets
 from projector.consumer import Projector
 from projector.store import CounterStore

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from projector import keys
 from projector.generation import GenerationState
 from projector.registry import GenerationRegistry

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from events.settings import Settings
+from config import Settings
 from scripts.harness import ROOT, free_port
 
 # What the tests' own environment must not pass on: make test points it at the plain stack.

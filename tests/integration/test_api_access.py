@@ -11,7 +11,7 @@ from flask import Flask
 
 from api import create_app
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 
 TOKEN = "s3cret-token"
 BODY = {

@@ -24,8 +24,8 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.middleware import BASE_PATH
+from config import Settings
 from events.redis_client import connect
-from events.settings import Settings
 from scripts.harness import delete_matching, free_port, start_api
 from tests.conftest import Services, settings_for
 

@@ -22,10 +22,10 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.middleware import BASE_PATH
+from config import Settings
 from events.publisher import Publisher
 from events.redis_client import Client, connect
 from events.schema import MAX_EPOCH, RecordCreated, format_utc, parse_instant
-from events.settings import Settings
 from events.topics import ensure_topics
 from projector import keys
 from scripts.harness import delete_matching

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import redis
 
-from events.settings import Settings
+from config import Settings
 from scripts.harness import free_port
 from tests.support.streams import api_running
 

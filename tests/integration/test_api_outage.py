@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from scripts.harness import free_port
 
 BODY = {

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from scripts.harness import Proc, free_port, start_api
 
 BODY = {

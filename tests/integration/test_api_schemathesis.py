@@ -27,8 +27,8 @@ from schemathesis.checks import CHECKS, load_all_checks
 
 from api import create_app, intervals
 from api.bounds import parse_bound
+from config import Settings
 from events.schema import format_utc
-from events.settings import Settings
 from scripts.harness import delete_matching
 
 load_all_checks()

@@ -29,10 +29,10 @@ from api import create_app
 from api.intervals import zone
 from api.middleware import BASE_PATH
 from api.series import SeriesSchema
+from config import Settings
 from events.publisher import Publisher
 from events.redis_client import connect
 from events.schema import RecordCreated, format_utc, parse_instant
-from events.settings import Settings
 from events.topics import ensure_topics
 from scripts.harness import start_projector
 from tests.conftest import Services

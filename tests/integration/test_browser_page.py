@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from api.intervals import zone
+from config import Settings
 from events.schema import parse_instant
-from events.settings import Settings
 from scripts.harness import free_port
 from scripts.stack import apt_install
 from tests.integration.projection import running_projector

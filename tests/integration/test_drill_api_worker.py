@@ -10,7 +10,7 @@ import time
 
 import redis
 
-from events.settings import Settings
+from config import Settings
 from scripts.harness import Proc, child_pids, start_api, start_projector, wait_until
 from tests.integration.drills import call, serving_worker
 from tests.integration.projection import wait_projected

@@ -11,7 +11,7 @@ from dataclasses import replace
 import redis
 
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from events.topics import ensure_topics
 from projector.buckets import MAX_SECOND
 from scripts.harness import Proc, start_api, start_projector, wait_until

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from scripts.harness import Proc, start_api, start_projector, wait_until
 from tests.integration.drills import api_count
 from tests.integration.flood import flood, latencies

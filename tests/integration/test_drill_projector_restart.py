@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import redis
 
-from events.settings import Settings
+from config import Settings
 from projector.buckets import MAX_SECOND
 from scripts.harness import Proc, start_projector, wait_until
 from tests.integration.drills import Feeder, inconsistencies, read_topic, recent_plan

@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 
 from api.middleware import BASE_PATH
+from config import Settings
 from events.redis_client import connect
-from events.settings import Settings
 from projector import keys
 from projector.buckets import MAX_SECOND
 from scripts.harness import Proc, free_port, start_api, start_projector, wait_until

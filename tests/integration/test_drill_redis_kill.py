@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from events.settings import Settings
+from config import Settings
 from projector.buckets import MAX_SECOND
 from scripts.harness import Proc, free_port, start_projector, wait_until
 from scripts.servers import RedisServer

@@ -9,8 +9,8 @@ import time
 import redis
 
 from api.middleware import BASE_PATH
+from config import Settings
 from events.produce import produce
-from events.settings import Settings
 from projector.buckets import MAX_SECOND
 from scripts.harness import Proc, start_api, start_projector, wait_until
 from scripts.servers import RedisServer

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from events.topics import ensure_topics
 from scripts.harness import (
     Proc,

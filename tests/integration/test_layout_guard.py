@@ -14,8 +14,8 @@ import pytest
 
 from api import create_app
 from api.middleware import BASE_PATH
+from config import Settings
 from events.produce import produce
-from events.settings import Settings
 from events.topics import delete_topics, dlq_topic_for, ensure_topics
 from projector import keys, layout
 from projector.registry import GenerationRegistry

@@ -9,8 +9,8 @@ import urllib.request
 
 import redis
 
+from config import Settings
 from events.produce import produce
-from events.settings import Settings
 from scripts.harness import Proc, free_port, start_projector, wait_until
 from scripts.servers import RedisServer
 from tests.integration.drills import recent_plan

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from config import Settings
 from events.codec import encode
 from events.publisher import Publisher
 from events.schema import RecordCreated
-from events.settings import Settings
 from scripts.harness import start_projector
 from tests.integration.projection import store_for, wait_projected, whole_second
 

@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from api import create_app
+from config import Settings
 from events.produce import Plan, Summary, generate
 from events.schema import format_utc
-from events.settings import Settings
 from events.topics import admin_client, delete_topics, dlq_topic_for, ensure_topics
 from scripts.harness import Proc, free_port, start_projector, wait_until
 from scripts.servers import port_open

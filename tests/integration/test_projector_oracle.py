@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import redis
 
+from config import Settings
 from events.codec import encode
 from events.publisher import Publisher
 from events.schema import RecordCreated, parse_rfc3339
-from events.settings import Settings
 from tests.integration.projection import (
     oracle_count,
     running_projector,

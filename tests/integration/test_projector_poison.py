@@ -11,9 +11,9 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
+from config import Settings
 from events import topics as names
 from events.publisher import Publisher
-from events.settings import Settings
 from scripts.harness import wait_until
 from tests.integration.projection import running_projector, store_for, wait_projected
 

@@ -13,11 +13,11 @@ from kafka.admin import ConfigResource
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.partitioner.default import murmur2
 
+from config import Settings
 from events.codec import InvalidEvent, decode
 from events.produce import Plan, main, produce
 from events.publisher import Publisher, PublishError
 from events.schema import RecordCreated
-from events.settings import Settings
 from events.topics import KafkaUnavailable, dlq_topic_for, ensure_topics
 
 pytestmark = pytest.mark.integration

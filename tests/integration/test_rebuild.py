@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from api.middleware import BASE_PATH
+from config import Settings
 from events.produce import Plan, Summary, generate, produce
 from events.schema import format_utc
-from events.settings import Settings
 from events.topics import delete_topics, dlq_topic_for, ensure_topics
 from projector.buckets import MAX_SECOND
 from projector.generation import Ack, Generation, Phase

@@ -10,7 +10,7 @@ import redis
 
 from api.fanout import Hub, Reading, Subscriber, TooManyStreams
 from api.stream import connect_pubsub
-from events.settings import Settings
+from config import Settings
 from projector.keys import changes_channel
 from scripts.harness import wait_until
 

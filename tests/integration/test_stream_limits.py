@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from projector import keys
 from scripts.harness import free_port, wait_until
 from tests.integration.projection import running_projector

@@ -9,7 +9,7 @@ from dataclasses import replace
 import requests
 
 from api.middleware import BASE_PATH
-from events.settings import Settings
+from config import Settings
 from scripts.harness import free_port, start_projector
 from tests.integration.projection import running_projector
 from tests.support.api_inputs import stream_path

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 
 import redis
 
+from config import Settings
 from events.publisher import Publisher
 from events.schema import RecordCreated
-from events.settings import Settings
 from scripts.harness import Proc, start_api
 from tests.support.sse import Block, SseParser
 

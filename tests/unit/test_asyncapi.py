@@ -17,10 +17,10 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
+from config import Settings
 from events import contract, topics
 from events.codec import ERROR_CODES, decode
 from events.schema import RecordCreated
-from events.settings import Settings
 from scripts.asyncapi_spec import schema_path
 
 DOC_PATH = contract.ASYNCAPI_FILE

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from config import Settings
 from events.connections import describe_kafka, describe_redis, kafka_config
 from events.redis_client import connect
-from events.settings import Settings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

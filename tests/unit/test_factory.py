@@ -13,7 +13,7 @@ from api import create_app
 from api.bounds import BOUND_PATTERN, UTC_SECOND_PATTERN
 from api.middleware import BASE_PATH, canonical_path
 from api.service import EXTENSION
-from events.settings import Settings
+from config import Settings
 from tests.contract import SNAPSHOT_KEYS
 
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connections are refused at once

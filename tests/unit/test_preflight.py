@@ -7,8 +7,8 @@ import ssl
 import pytest
 import redis
 
+from config import Settings
 from events.preflight import kafka_refusal, redis_rejection
-from events.settings import Settings
 
 SASL_SSL = Settings.from_env(
     {
