@@ -254,14 +254,27 @@ def test_a_rebuild_under_load_switches_and_every_answer_is_exact(
         assert api_count(settings.port, org, 0, MAX_SECOND) == expected, org
 
 
+def _projected_and_fed(
+    stack: Stack, redis_client: Any, seed: int, members: list[str]
+) -> tuple[Summary, Feeder]:
+    """12 orgs' 150,000 events of three days ago, projected by live `members`; then a feeder
+    (started) publishing more at 200 a second: the set-up of the drills that interrupt a
+    rebuild."""
+    settings = stack.settings
+    static = publish(settings, recent_plan(12, 150_000, seed=seed, days_ago=3))
+    for member in members:
+        stack.projector(member)
+    wait_projected(settings, redis_client, timeout=120)
+    feeder = Feeder(
+        settings, recent_plan(12, 10**7, seed=seed + 1, days_ago=1), rate=200, process=True
+    )
+    feeder.start()
+    return static, feeder
+
+
 def test_a_rebuild_killed_twice_resumes_and_switches_once(stack: Stack, redis_client: Any) -> None:
     settings = stack.settings
-    static = publish(settings, recent_plan(12, 150_000, seed=31, days_ago=3))
-    stack.projector("live-1")
-    wait_projected(settings, redis_client, timeout=120)
-    live_plan = recent_plan(12, 10**7, seed=32, days_ago=1)
-    feeder = Feeder(settings, live_plan, rate=200, process=True)
-    feeder.start()
+    static, feeder = _projected_and_fed(stack, redis_client, 31, ["live-1"])
     registry = GenerationRegistry(redis_client, settings.redis_key_prefix, 1)
     runs = []
     try:
@@ -356,13 +369,7 @@ def test_an_abort_after_live_projectors_moved_brings_them_back(
     stack: Stack, redis_client: Any
 ) -> None:
     settings = stack.settings
-    static = publish(settings, recent_plan(12, 150_000, seed=51, days_ago=3))
-    stack.projector("live-1")
-    stack.projector("live-2")
-    wait_projected(settings, redis_client, timeout=120)
-    live_plan = recent_plan(12, 10**7, seed=52, days_ago=1)
-    feeder = Feeder(settings, live_plan, rate=200, process=True)
-    feeder.start()
+    static, feeder = _projected_and_fed(stack, redis_client, 51, ["live-1", "live-2"])
     registry = GenerationRegistry(redis_client, settings.redis_key_prefix, 1)
     try:
         with Blocker(settings) as blocker:  # holds the switch back: the abort finds them moved
