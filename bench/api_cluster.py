@@ -13,29 +13,22 @@ from __future__ import annotations
 import argparse
 import random
 from dataclasses import replace
-from pathlib import Path
 
-from bench.api_latency import (
-    DATA_YEARS,
-    HttpClient,
-    Oracle,
-    api_call,
-    check,
-    load_run,
-    make_queries,
-    ms,
-    publish,
-    timed,
-)
+from bench.api_latency import load_run
 from bench.common import bench_settings, cleanup, machine, table
+from bench.cpu import children
+from bench.http_client import HttpClient
+from bench.ranges import api_call, check, make_queries
 from bench.redis_targets import Target, targets
+from bench.stats import ms, timed
+from bench.world import DATA_YEARS, check_totals, publish, wait_caught_up
 from config import Settings
 from events.produce import Plan
 from events.redis_client import connect
 from events.topics import end_offsets
-from projector.buckets import MAX_SECOND
 from projector.store import CounterStore
-from scripts.harness import free_port, start_api, start_projector, wait_until
+from scripts.harness import free_port, start_api, start_projector
+from tests.support.oracles import ExactCounts
 
 
 def one_target(
@@ -43,7 +36,7 @@ def one_target(
     base: Settings,
     ends: dict[int, int],
     valid: dict[str, int],
-    oracle: Oracle,
+    oracle: ExactCounts,
     plan: Plan,
     args: argparse.Namespace,
 ) -> list[object]:
@@ -54,19 +47,10 @@ def one_target(
     store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
     procs = [start_projector(settings)]
     try:
-        wait_until(
-            lambda: all(store.positions().get(p, 0) >= e for p, e in ends.items() if e),
-            3600,
-            "projector to catch up",
-            interval=0.2,
-        )
-        for org, n in sorted(valid.items()):
-            if store.count(org, 0, MAX_SECOND) != n:
-                raise SystemExit(f"COUNT MISMATCH on {target.name}: {org}")
+        wait_caught_up(store, ends)
+        check_totals(store, valid, f" on {target.name}")
         procs.append(start_api(settings))
-        api = procs[-1]
-        children = Path(f"/proc/{api.pid}/task/{api.pid}/children").read_text().split()
-        pids = {f"API worker {i + 1}": int(p) for i, p in enumerate(children)}
+        pids = {f"API worker {i + 1}": p for i, p in enumerate(children(procs[-1].pid))}
         pids.update(target.pids)
         pids["load client (wrk, or this process)"] = -1
         rng = random.Random(args.seed)
@@ -115,7 +99,7 @@ def run(args: argparse.Namespace) -> None:
             f"published {summary.sent:,} messages for {len(plan.orgs)} orgs over {DATA_YEARS} years"
         )
         ends = end_offsets(base, base.record_events_topic)
-        oracle = Oracle(summary.events or [])
+        oracle = ExactCounts(summary.events or [])
         summary.events = []
         with targets() as found:
             rows = [one_target(t, base, ends, summary.valid, oracle, plan, args) for t in found]

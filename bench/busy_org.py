@@ -13,10 +13,11 @@ run side by side under gunicorn with the API's config file (WEB_CONCURRENCY=2).
 Latency, concurrency 1: `--requests` ranges per span (1 s, 1 day, 90 days, 1 year, 5 years),
 80 % of them on the busy org, shuffled; each POSTed once to our API and once to the PG
 service (fresh to both: every answer creates a snapshot), then counted on Redis directly
-and by the bare SQL. Throughput: wrk with `--clients` connections POSTing fresh 1-year
-ranges (80 % busy) for `--seconds`, to each service. Every count is checked against the
-oracle; a mismatch fails the run, a missed target does not. `--quick`: 200,000 busy
-events, 2,000 per quiet org, 50 ranges per span, 3 s of load.
+and by the bare SQL. Throughput: wrk (`--load-client python`: the gevent client) with
+`--clients` connections POSTing fresh 1-year ranges (80 % busy) for `--seconds`, to each
+service. Every count is checked against the oracle; a mismatch fails the run, a missed
+target does not. `--quick`: at most 200,000 busy events, 2,000 per quiet org, 50 ranges per
+span, 3 s of load.
 """
 
 from __future__ import annotations
@@ -26,57 +27,28 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
-from bench.api_latency import (
-    DAY,
-    HttpClient,
-    Load,
-    Oracle,
-    Query,
-    api_call,
-    check,
-    ms,
-    pct,
-    pg_call,
-    timed,
-    wrk_throughput,
-)
-from bench.common import bench_settings, cleanup, machine, table
-from bench.cpu import quietly
-from bench.pg import PgServer, load_records
+from bench.common import machine, table, verdicts
+from bench.http_client import HttpClient
+from bench.load import Load, checked_load, pool_size, python_throughput, wrk_throughput
+from bench.quiet import quietly
+from bench.ranges import DAY, Query, api_call, check, pg_call, random_queries
+from bench.ranges import SPANS as API_SPANS
+from bench.stats import ms, pct, timed
+from bench.world import World, distinct_plan
 from config import Settings
-from events.connections import describe_kafka, describe_redis
-from events.produce import Plan, Summary, produce
-from events.redis_client import connect
-from events.topics import end_offsets
-from projector.buckets import MAX_SECOND
-from projector.store import CounterStore
-from scripts import harness
+from events.produce import Summary, produce
+from scripts.harness import free_port, start_pg_service
+from tests.support.oracles import ExactCounts
 
 YEARS = 5
 BUSY_ORG = "org-busy"
 QUIET_ORGS = tuple(f"org-quiet-{i}" for i in range(1, 5))
 BUSY_SHARE = 0.8
-SPANS = (
-    ("1 s", 1),
-    ("1 day", DAY),
-    ("90 days", 90 * DAY),
-    ("1 year", 365 * DAY),
-    ("5 years", 1826 * DAY),  # 5 x 365.25 days of data leave room for it
-)
+# api_latency's spans up to a year, then 5 years (5 x 365.25 days of data leave room for it)
+SPANS = (*[s for s in API_SPANS if s[1] <= 365 * DAY], ("5 years", 1826 * DAY))
 LOAD_SPAN = "1 year"
 TARGET_P99_MS, TARGET_YEAR, TARGET_5Y, TARGET_RPS = 3.0, 20.0, 50.0, 2.0
-
-
-def plan_for(
-    orgs: tuple[str, ...], distinct: int, start_ms: int, end_ms: int, seed: int, dup: float = 0.01
-) -> Plan:
-    """A plan of at least `distinct` distinct events (plus `dup` retries) spread over `orgs`."""
-    count = round(distinct / (1 - dup))
-    while Plan(orgs, count, start_ms, end_ms, duplicate_ratio=dup).quotas[0] < distinct:
-        count += 1
-    return Plan(orgs, count, start_ms, end_ms, duplicate_ratio=dup, seed=seed)
 
 
 def pick_org(rng: random.Random) -> str:
@@ -88,21 +60,15 @@ def busy_queries(
     rng: random.Random, lo: int, hi: int, n: int, spans: Sequence[tuple[str, int]] = SPANS
 ) -> list[Query]:
     """`n` ranges per span inside [lo, hi], mostly of the busy org, shuffled together."""
-    queries = []
-    for name, span in spans:
-        for _ in range(n):
-            start = rng.randint(lo, hi - span + 1)
-            queries.append(Query(name, pick_org(rng), start, start + span - 1))
-    rng.shuffle(queries)
-    return queries
+    return random_queries(rng, pick_org, lo, hi, n, spans)
 
 
 def publish(settings: Settings, args: argparse.Namespace) -> tuple[int, int, Summary]:
     """Publish the busy and the quiet plan; (lo, hi) seconds of the data and the summary."""
     end_ms = int(time.time()) * 1000
     start_ms = end_ms - int(YEARS * 365.25 * DAY * 1000)
-    busy = plan_for((BUSY_ORG,), args.busy_events, start_ms, end_ms, args.seed)
-    quiet = plan_for(
+    busy = distinct_plan((BUSY_ORG,), args.busy_events, start_ms, end_ms, args.seed)
+    quiet = distinct_plan(
         QUIET_ORGS, args.quiet_events * len(QUIET_ORGS), start_ms, end_ms, args.seed + 1
     )
     topic = settings.record_events_topic
@@ -116,67 +82,42 @@ def publish(settings: Settings, args: argparse.Namespace) -> tuple[int, int, Sum
 
 def run(args: argparse.Namespace) -> None:
     """Set up both services on the same events, measure, check, print tables and verdicts."""
-    if args.quick:
-        args.busy_events, args.quiet_events = 200_000, 2_000
+    if args.quick:  # at most these: a smoke test may ask for less
+        args.busy_events = min(args.busy_events, 200_000)
+        args.quiet_events = min(args.quiet_events, 2_000)
     print(f"# api_latency --busy-org on {machine()}")
-    settings = bench_settings("busy-org")
-    settings = replace(settings, port=harness.free_port(), log_level="WARNING", web_concurrency=2)
-    print(f"kafka {describe_kafka(settings)}, redis {describe_redis(settings)}")
-    pg, procs = PgServer(), []
-    client = connect(settings)
-    store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
-    try:
-        pg.start()
-        print(f"PostgreSQL {pg.version} on 127.0.0.1:{pg.port} (pid {pg.pid})")
-        lo, hi, summary = publish(settings, args)
-        events = summary.events or []
+    with World("busy-org") as world:
+        print(world.describe())
+        print(world.start_pg())
+        lo, hi, summary = publish(world.settings, args)
         print(
-            f"published {summary.sent:,} messages ({len(events):,} distinct events, "
-            f"{summary.duplicates:,} retries) over {YEARS} years in {summary.elapsed_s:.1f}s: "
+            f"published {summary.sent:,} messages ({len(summary.events or []):,} distinct "
+            f"events, {summary.duplicates:,} retries) over {YEARS} years in "
+            f"{summary.elapsed_s:.1f}s: "
             + ", ".join(f"{org} {n:,}" for org, n in sorted(summary.valid.items()))
         )
-        ends = end_offsets(settings, settings.record_events_topic)
-        procs.append(harness.start_projector(settings))
-        with pg.connect() as conn:
-            rows = load_records(conn, events)
-        print(f"PostgreSQL: {rows:,} rows copied, indexed, vacuumed")
-        harness.wait_until(
-            lambda: all(store.positions().get(p, 0) >= e for p, e in ends.items() if e),
-            3600,
-            "projector to catch up",
-            interval=0.2,
-        )
-        for org, n in sorted(summary.valid.items()):
-            if store.count(org, 0, MAX_SECOND) != n:
-                raise SystemExit(f"COUNT MISMATCH: {org} in Redis, {n} published")
-        procs.append(harness.start_api(settings))
-        pg_settings = replace(settings, port=harness.free_port())
-        procs.append(harness.start_pg_service(pg_settings, pg.conninfo))
-        oracle = Oracle(events)
-        summary.events = events = []
-        measure(args, (settings.port, pg_settings.port), store, pg, oracle, (lo, hi), procs, client)
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        pg.stop()
-        client.close()
-        cleanup(settings)
+
+        def copy(events: list[tuple[str, int]]) -> None:
+            print(f"PostgreSQL: {world.copy_to_pg(events):,} rows copied, indexed, vacuumed")
+
+        oracle = world.project(summary, copy)
+        pg_settings = replace(world.settings, port=free_port())
+        world.procs.append(start_pg_service(pg_settings, world.pg.conninfo))
+        measure(args, world, pg_settings.port, oracle, (lo, hi))
 
 
 def measure(
     args: argparse.Namespace,
-    ports: tuple[int, int],
-    store: CounterStore,
-    pg: PgServer,
-    oracle: Oracle,
+    world: World,
+    pg_port: int,
+    oracle: ExactCounts,
     bounds: tuple[int, int],
-    procs: list[harness.Proc],
-    client: Any,
 ) -> None:
     """The measurements on running services; every count checked; prints the report."""
-    rng, (lo, hi), (api_port, pg_port) = random.Random(args.seed), bounds, ports
-    pids = {"API": procs[1].pid, "PG service": procs[2].pid, "PostgreSQL": pg.pid or 0}
-    pids["Redis"] = int(client.info("server")["process_id"])
+    rng, (lo, hi), api_port = random.Random(args.seed), bounds, world.settings.port
+    store, pg = world.store, world.pg
+    pids = {"API": world.api.pid, "PG service": world.procs[2].pid, "PostgreSQL": pg.pid or 0}
+    pids["Redis"] = int(world.client.info("server")["process_id"])
     pids["load client (wrk, or this process)"] = -1
     queries = busy_queries(rng, lo, hi, args.requests)
     want = [oracle.count(q.org, q.start, q.end) for q in queries]
@@ -217,29 +158,29 @@ def measure(
 
 
 def load_run(
-    port: int, pids: dict[str, int], oracle: Oracle, lo: int, hi: int, args: argparse.Namespace
+    port: int,
+    pids: dict[str, int],
+    oracle: ExactCounts,
+    lo: int,
+    hi: int,
+    args: argparse.Namespace,
 ) -> Load:
-    """wrk at `--clients` connections on fresh 1-year ranges (after a warm-up); checked."""
+    """wrk (or, with `--load-client python`, the gevent client) at `--clients` connections on
+    fresh 1-year ranges (after a warm-up); checked."""
     span = [s for s in SPANS if s[0] == LOAD_SPAN]
     seeds = iter(range(args.seed + 30_000, 10**12, 100))  # the same ranges for each service
 
     def run_wrk(seconds: float) -> Load:
-        size, seed = max(200, int(6000 * seconds / args.clients)), next(seeds)
+        size, seed = pool_size(seconds, args.clients), next(seeds)
         pools = [
             busy_queries(random.Random(seed + i), lo, hi, size, span) for i in range(args.clients)
         ]
-        return wrk_throughput(port, pools, seconds, args.wrk_threads)
+        if args.load_client == "wrk":
+            return wrk_throughput(port, pools, seconds, args.wrk_threads)
+        return python_throughput(port, pools, seconds)
 
-    run_wrk(min(2.0, args.seconds))  # warm-up
-
-    def attempt() -> Load:
-        load = run_wrk(args.seconds)
-        loaded = [q for q, _ in load.answered]
-        want = [oracle.count(q.org, q.start, q.end) for q in loaded]
-        check(f"under load on port {port}", loaded, [c for _, c in load.answered], want)
-        return load
-
-    load, _ = quietly(f"throughput on port {port}", attempt, pids, args)
+    label, checked_as = f"throughput on port {port}", f"under load on port {port}"
+    load, _ = checked_load(label, run_wrk, oracle, pids, args, checked_as)
     return load
 
 
@@ -274,7 +215,8 @@ def report(
     )
     print(table(headers, rows))
     print(
-        f"\nThroughput, wrk {args.clients} connections, {LOAD_SPAN} ranges, {args.seconds:g} s:\n"
+        f"\nThroughput, {args.load_client} {args.clients} connections, {LOAD_SPAN} ranges, "
+        f"{args.seconds:g} s:\n"
     )
     load_rows = [
         [k, f"{v.rate:,.0f}", f"{len(v.answered):,}", f"{1000 * v.p50:.2f}"]
@@ -284,7 +226,7 @@ def report(
     pg_rate = loads["PG service"].rate
     rps = loads["our API"].rate / pg_rate if pg_rate else float("inf")
     year, five, (p99, at) = p50_ratio["1 year"], p50_ratio["5 years"], worst
-    verdicts = [
+    targets = [
         (
             f"API p99 <= {TARGET_P99_MS:g} ms at every span",
             f"worst {p99:.2f} ms ({at})",
@@ -294,5 +236,4 @@ def report(
         (f">= {TARGET_5Y:g}x the PG service's p50, 5 years", f"{five:.1f}x", five >= TARGET_5Y),
         (f">= {TARGET_RPS:g}x the PG service's req/s, 1 year", f"{rps:.1f}x", rps >= TARGET_RPS),
     ]
-    rows = [[target, got, "PASS" if ok else "MISS"] for target, got, ok in verdicts]
-    print("\n" + table(["target", "measured", "verdict"], rows))
+    print("\n" + verdicts(targets))

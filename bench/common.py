@@ -1,10 +1,11 @@
-"""What every benchmark needs: real services, fresh names, and a table printer."""
+"""What every benchmark needs: real services, fresh names, and the table printers."""
 
 from __future__ import annotations
 
 import os
 import platform
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from config import Settings
@@ -64,3 +65,11 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def verdicts(rows: Sequence[tuple[str, str, bool]]) -> str:
+    """The targets' table: what each asks, what was measured, PASS or MISS."""
+    return table(
+        ["target", "measured", "verdict"],
+        [[target, got, "PASS" if ok else "MISS"] for target, got, ok in rows],
+    )

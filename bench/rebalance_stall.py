@@ -1,6 +1,7 @@
 """How long membership changes stop partitions of the projector group, per assignor.
 
     .venv/bin/python -m bench.rebalance_stall [--rate 2000] [--assignors range,cooperative-sticky]
+                                              [--window 20] [--quick]
 
 For each assignor (PROJECTOR_ASSIGNOR), on a fresh group and fresh Redis keys: 3 projectors
 share 6 partitions while events arrive at `--rate` a second. Then a 4th member joins, and
@@ -8,6 +9,8 @@ later leaves (SIGTERM; a static member leaves when its session times out, 10 s).
 partition positions are sampled every 20 ms; a partition's stall is the longest time its
 position stood still in the window after a change, while its events kept arriving. Prints per
 change how many partitions stalled over 1 s, their longest stall, and the quiet-time baseline.
+`--window` is the time measured after each change (20 s; a static member's leave takes its
+10 s session timeout); `--quick`, a smoke run: 200 events/s and 5 s windows.
 """
 
 from __future__ import annotations
@@ -84,8 +87,8 @@ class Sampler(threading.Thread):
         return longest
 
 
-def run_assignor(settings: Settings, assignor: str) -> list[list[object]]:
-    """The rows of one assignor: quiet baseline, join, leave."""
+def run_assignor(settings: Settings, assignor: str, window: float = WINDOW) -> list[list[object]]:
+    """The rows of one assignor: quiet baseline, join, leave (each over `window` seconds)."""
     tag = f"{assignor}-{int(time.time())}"
     settings = replace(
         settings,
@@ -107,15 +110,15 @@ def run_assignor(settings: Settings, assignor: str) -> list[list[object]]:
             member(n)
         wait_until(lambda: len(store.positions()) == PARTITIONS, 60, "all partitions moving")
         sampler.start()
-        time.sleep(WINDOW)
-        quiet = sampler.stalls(time.monotonic() - WINDOW, time.monotonic())
+        time.sleep(window)
+        quiet = sampler.stalls(time.monotonic() - window, time.monotonic())
         joined_at = time.monotonic()
         fourth = member(3)
-        time.sleep(WINDOW)
+        time.sleep(window)
         joined = sampler.stalls(joined_at, time.monotonic())
         left_at = time.monotonic()
         fourth.stop()
-        time.sleep(WINDOW)
+        time.sleep(window)
         left = sampler.stalls(left_at, time.monotonic())
     finally:
         sampler.halt.set()
@@ -140,13 +143,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--assignors", default="range,cooperative-sticky")
+    parser.add_argument(
+        "--window", type=float, default=WINDOW, help="seconds measured after each change"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 events/s, 5 s")
     args = parser.parse_args()
+    if args.quick:  # at most these: a smoke test may ask for less
+        args.rate, args.window = min(args.rate, 200), min(args.window, 5.0)
     print(f"# rebalance_stall on {machine()}, {args.rate} events/s")
     settings = bench_settings("rebalance", partitions=PARTITIONS)
     feed = Feed(settings, args.rate)
     feed.start()
     try:
-        rows = [row for name in args.assignors.split(",") for row in run_assignor(settings, name)]
+        names = args.assignors.split(",")
+        rows = [row for name in names for row in run_assignor(settings, name, args.window)]
     finally:
         feed.halt.set()
         feed.join(30)

@@ -1,7 +1,7 @@
 """Rebuild speed with the live load off and on, and read latency during a rebuild against without.
 
     .venv/bin/python -m bench.rebuild [--events 1000000] [--orgs 200] [--rate 1000]
-                                      [--clients 4] [--seconds 15] [--max-rate 0]
+                                      [--clients 4] [--seconds 15] [--max-rate 0] [--quick]
 
 Publishes `--events` events (1 % producer retries, `--orgs` orgs over a year) with
 `events.produce`; two live projectors (`python -m projector`) project them and the API
@@ -26,16 +26,13 @@ run. The rebuild
 rate is the records the topic held when it started over the time to its request that live
 projectors move (reading the topic); the time to the switch adds the move and the switch.
 Prints one table and the ratios; note the machine's load (2 shared cores) beside them.
+`--quick`: a smoke run (20,000 events, 20 orgs, 200 events/s, 2 POST clients, 3 s).
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
-import multiprocessing
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -43,22 +40,21 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.api_latency import Oracle
 from bench.common import bench_settings, cleanup, machine, table
 from bench.projector_throughput import bare_read, projector_run
+from bench.read_load import ReadLoad, window
+from bench.stats import ms
 from config import Settings
 from events.produce import Plan, produce
 from events.redis_client import connect
-from events.schema import format_utc
 from events.topics import end_offsets
 from projector.registry import GenerationRegistry
 from scripts.harness import Proc, child_env, free_port, start_api, start_projector, wait_until
 from tests.integration.drills import Feeder
 from tests.integration.rebuilds import store_of
+from tests.support.oracles import ExactCounts
 
 DAY = 86_400
-PATH = "/api/v1/period-record-counts"
-SPANS = (1, DAY, 90 * DAY, 365 * DAY, 3652 * DAY)
 
 
 @dataclass(frozen=True)
@@ -101,80 +97,12 @@ def rebuild_once(settings: Settings, generation: int, *extra: str) -> Timed:
     return Timed(records, moved - started, switched - started)
 
 
-def _reader(
-    port: int, stop: Any, results: Any, seed: int, orgs: list[str], lo: int, hi: int
-) -> None:
-    """One client process: POSTs until `stop` is set, then puts [(started, seconds, answer)]
-    on `results`."""
-    rng = random.Random(seed)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    out = []
-    while not stop.is_set():
-        org = rng.choice(orgs)
-        span = rng.choice(SPANS)
-        start = max(0, rng.randrange(lo - span, hi))
-        end = start + span - 1
-        body = json.dumps(
-            {"org_id": org, "range": {"start": format_utc(start), "end": format_utc(end)}}
-        )
-        began, wall = time.perf_counter(), time.time()
-        conn.request("POST", PATH, body=body, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        data = response.read()
-        seconds = time.perf_counter() - began
-        if response.status not in (200, 201):
-            raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
-        out.append((wall, seconds, (org, start, end, int(json.loads(data)["record_count"]))))
-    conn.close()
-    results.put(out)
-
-
-class ReadLoad:
-    """`clients` processes POSTing random ranges until stopped (started once: a process
-    start costs more CPU than seconds of requests, so they are not restarted per phase)."""
-
-    def __init__(self, port: int, clients: int, plan: Plan) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._stop = ctx.Event()
-        self._results = ctx.Queue()
-        lo, hi = plan.start_ms // 1000, plan.end_ms // 1000
-        self._procs = [
-            ctx.Process(
-                target=_reader,
-                args=(port, self._stop, self._results, 100 + n, list(plan.orgs), lo, hi),
-                daemon=True,
-            )
-            for n in range(clients)
-        ]
-        for proc in self._procs:
-            proc.start()
-
-    def stop(self) -> list[Any]:
-        """Every request made: (wall-clock start, seconds, answer)."""
-        self._stop.set()
-        results = [x for _ in self._procs for x in self._results.get(timeout=120)]
-        for proc in self._procs:
-            proc.join(timeout=30)
-        return results
-
-
-def window(requests: list[Any], start: float, end: float) -> tuple[list[float], list[Any]]:
-    """Latencies and answers of the requests made wholly within [start, end] (wall clock)."""
-    inside = [r for r in requests if start <= r[0] and r[0] + r[1] <= end]
-    return [r[1] for r in inside], [r[2] for r in inside]
-
-
-def check(answers: list[Any], ranges: Oracle, extra: int) -> None:
+def check(answers: list[Any], ranges: ExactCounts, extra: int) -> None:
     """Each answer is at least the pre-published count, at most that plus the feed's events."""
     for org, start, end, count in answers:
         floor = ranges.count(org, start, end)
         if not floor <= count <= floor + extra:
             raise SystemExit(f"wrong count {count} for {org} {start}..{end} (floor {floor})")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
 
 
 def used_memory(settings: Settings) -> int:
@@ -202,7 +130,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         memory_zero = used_memory(settings)
         sent = produce(plan, settings, settings.record_events_topic, workers=2, keep_events=True)
-        ranges = Oracle(sent.events or [])
+        ranges = ExactCounts(sent.events or [])
         total = sum(end_offsets(settings, settings.record_events_topic).values())
         print(f"published {sent.sent:,} events ({sum(sent.valid.values()):,} distinct)")
         bare = bare_read(settings, total)
@@ -308,18 +236,18 @@ def report(
         [
             "live load, no rebuild",
             len(without),
-            f"{pct(without, 50):.2f}",
-            f"{pct(without, 99):.2f}",
+            f"{ms(without, 50):.2f}",
+            f"{ms(without, 99):.2f}",
         ],
         [
             "live load, during a rebuild",
             len(during),
-            f"{pct(during, 50):.2f}",
-            f"{pct(during, 99):.2f}",
+            f"{ms(during, 50):.2f}",
+            f"{ms(during, 99):.2f}",
         ],
     ]
     print(table(["POST latency", "requests", "p50 ms", "p99 ms"], lat_rows))
-    print(f"p99 during / without: {pct(during, 99) / pct(without, 99):.2f}")
+    print(f"p99 during / without: {ms(during, 99) / ms(without, 99):.2f}")
 
 
 def main() -> None:
@@ -332,7 +260,12 @@ def main() -> None:
     parser.add_argument(
         "--max-rate", type=float, default=0, help="the loaded rebuild's --max-rate (0: none)"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 20,000 events, 2 clients, 3 s"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.orgs, args.rate, args.clients, args.seconds = 20_000, 20, 200, 2, 3.0
     print(f"# bench.rebuild on {machine()}; load average {os.getloadavg()[0]:.2f}")
     run(args)
 

@@ -4,7 +4,7 @@
                                              [--zones UTC,Europe/Oslo,Asia/Kathmandu]
                                              [--posts 20] [--quick] [--quiet 25] ...
 
-Same data and services as bench/api_latency.py (whose helpers it uses): `--events` distinct
+Same data and services as bench/api_latency.py (both set up by bench/world.py): `--events` distinct
 events (+1 % retries) for `--orgs` orgs over 12 years through Kafka and the real projector,
 served by the real API (gunicorn, 2 gevent workers); PostgreSQL holds the same events.
 
@@ -25,198 +25,34 @@ fall-back night (PostgreSQL's hour there is not ours), so its answer could not b
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
-from bisect import bisect_right
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
-import redis
-
-from api.intervals import Bucket, Interval, first_reach, offset_at, series, zone
-from bench.api_latency import (
-    DATA_YEARS,
-    PATH,
-    HttpClient,
-    Oracle,
-    Query,
-    add_quiet_flags,
-    api_call,
-    ms,
-    our_pids,
-    publish,
-    quietly,
-    timed,
+from bench.common import machine, table, verdicts
+from bench.http_client import HttpClient
+from bench.quiet import add_quiet_flags, quietly
+from bench.ranges import DAY, Query, api_call
+from bench.series_asks import (
+    SHAPES,
+    Ask,
+    api_counts,
+    api_series,
+    load_zsets,
+    make_asks,
+    pg_series,
+    posts,
+    want,
+    zset_series,
 )
-from bench.common import bench_settings, cleanup, machine, table
-from bench.pg import PgServer, load_records
-from config import Settings
+from bench.stats import ms, timed
+from bench.world import DATA_YEARS, World, publish
 from events.produce import Plan
-from events.schema import parse_instant
-from events.topics import end_offsets
-from projector.buckets import MAX_SECOND
-from projector.store import CounterStore
-from scripts.harness import Proc, free_port, start_api, start_projector, wait_until
+from tests.support.oracles import ExactCounts
 
-DAY = 86_400
-# name, interval, buckets, how many local periods the range spans
-SHAPES = (
-    ("24 hourly", Interval.HOUR, 24, 1),
-    ("31 daily", Interval.DAY, 31, 31),
-    ("52 weekly", Interval.WEEK, 52, 52),
-    ("12 monthly", Interval.MONTH, 12, 12),
-    ("366 daily", Interval.DAY, 366, 366),
-)
 TARGET_MS = 10.0
-PG_SQL = (
-    "SELECT date_trunc(%s, occurred_at, %s), COUNT(*) FROM records WHERE org_id = %s AND "
-    "occurred_at BETWEEN %s AND %s GROUP BY 1"
-)
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One series to count: org, zone, interval, inclusive bounds, and its buckets."""
-
-    shape: str
-    org: str
-    tz: str
-    interval: Interval
-    start: int
-    end: int
-    buckets: list[Bucket]
-
-    def path(self) -> str:
-        stamp = {k: datetime.fromtimestamp(v, UTC).isoformat() for k, v in self.bounds().items()}
-        query = {"org_id": self.org, "interval": self.interval.value, "tz": self.tz, **stamp}
-        return f"{PATH}/series?{urlencode(query)}"
-
-    def bounds(self) -> dict[str, int]:
-        return {"start": self.start, "end": self.end}
-
-    def edges(self) -> list[int]:
-        return [b.start for b in self.buckets] + [self.end + 1]
-
-
-def make_asks(
-    rng: random.Random,
-    shape: tuple[str, Interval, int, int],
-    tz_name: str,
-    orgs: Sequence[str],
-    lo: int,
-    hi: int,
-    n: int,
-) -> list[Ask]:
-    """`n` series of a shape: each from a random local period start, whole periods."""
-    name, interval, _, periods = shape
-    tz = zone(tz_name)
-    asks: list[Ask] = []
-    while len(asks) < n:
-        day = datetime(1970, 1, 1) + timedelta(days=rng.randrange(lo // DAY + 8, hi // DAY - 400))
-        if interval is Interval.WEEK:
-            day -= timedelta(days=day.weekday())
-        elif interval is Interval.MONTH:
-            day = day.replace(month=1, day=1)
-        first = first_reach(tz, day)
-        last = first_reach(tz, _advance(day, interval, periods)) - 1
-        if interval is Interval.HOUR and offset_at(tz, first) != offset_at(tz, last):
-            continue  # a DST day: PostgreSQL's hours are not ours there (module doc)
-        asks.append(
-            Ask(
-                name,
-                rng.choice(orgs),
-                tz_name,
-                interval,
-                first,
-                last,
-                series(tz, interval, first, last),
-            )
-        )
-    return asks
-
-
-def _advance(day: datetime, interval: Interval, periods: int) -> datetime:
-    if interval is Interval.HOUR:
-        return day + timedelta(days=1)
-    if interval is Interval.DAY:
-        return day + timedelta(days=periods)
-    if interval is Interval.WEEK:
-        return day + timedelta(weeks=periods)
-    return day.replace(year=day.year + periods // 12)
-
-
-def want(oracle: Oracle, ask: Ask) -> list[int]:
-    """The oracle's count of every bucket."""
-    return [oracle.count(ask.org, b.start, b.end) for b in ask.buckets]
-
-
-def api_series(client: HttpClient) -> Callable[[Ask], Any]:
-    """GET the series; the raw body (decoded by `api_counts` after the clock stops)."""
-
-    def call(ask: Ask) -> Any:
-        status, body = client.get(ask.path())
-        if status != 200:
-            raise RuntimeError(f"GET {ask.path()} answered {status}: {body[:300]!r}")
-        return body
-
-    return call
-
-
-def api_counts(ask: Ask, body: Any) -> list[int]:
-    """The counts of a series body, after checking its buckets are the ones asked for."""
-    if isinstance(body, list):
-        return body
-    got = json.loads(body)
-    starts = [parse_instant(b["start"])[1] for b in got["buckets"]]
-    if starts != [b.start for b in ask.buckets]:
-        raise SystemExit(f"BUCKET MISMATCH for {ask.path()}")
-    return [b["record_count"] for b in got["buckets"]]
-
-
-def posts(client: HttpClient) -> Callable[[Ask], list[int]]:
-    post = api_call(client)
-    return lambda ask: [post(Query("", ask.org, b.start, b.end)) for b in ask.buckets]
-
-
-def zset_series(client: redis.Redis, prefix: str) -> Callable[[Ask], list[int]]:
-    def call(ask: Ask) -> list[int]:
-        pipe = client.pipeline(transaction=False)
-        for b in ask.buckets:
-            pipe.zcount(f"{prefix}:zset:{{{ask.org}}}", b.start, b.end)
-        return [int(c) for c in pipe.execute()]
-
-    return call
-
-
-def pg_series(conn: Any) -> Callable[[Ask], list[int]]:
-    cur = conn.cursor()
-    epoch, slack = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=999_999)
-
-    def call(ask: Ask) -> list[int]:
-        start, end = epoch + timedelta(seconds=ask.start), epoch + timedelta(seconds=ask.end)
-        params = (ask.interval.value, ask.tz, ask.org, start, end + slack)
-        cur.execute(PG_SQL, params, prepare=True)
-        counts = [0] * len(ask.buckets)
-        edges = ask.edges()
-        for first, count in cur.fetchall():
-            counts[bisect_right(edges, max(int(first.timestamp()), ask.start)) - 1] += int(count)
-        return counts
-
-    return call
-
-
-def load_zsets(client: redis.Redis, prefix: str, events: Sequence[tuple[str, int]]) -> None:
-    """The sorted-set baseline: `zset:{org}` scored by second, one member per event."""
-    pipe = client.pipeline(transaction=False)
-    for i, (org, second) in enumerate(events):
-        pipe.zadd(f"{prefix}:zset:{{{org}}}", {str(i): second})
-        if i % 10_000 == 9_999:
-            pipe.execute()
-    pipe.execute()
 
 
 @dataclass
@@ -232,61 +68,28 @@ def run(args: argparse.Namespace) -> None:
     """Set up the data and services, measure every shape and zone, print the tables."""
     print(f"# series_latency on {machine()}")
     print(f"command: {' '.join(['python -m bench.series_latency', *sys.argv[1:]])}")
-    settings = bench_settings("series-latency")
-    settings = replace(settings, port=free_port(), log_level="WARNING", web_concurrency=2)
-    pg = PgServer()
-    client = redis.Redis.from_url(settings.redis_url)
-    store = CounterStore(client, settings.redis_key_prefix, settings.record_events_topic)
-    procs: list[Proc] = []
-    try:
-        pg.start()
-        plan, summary = publish(settings, args.events, args.orgs, args.seed)
-        events = summary.events or []
+    with World("series-latency") as world:
+        world.start_pg()
+        plan, summary = publish(world.settings, args.events, args.orgs, args.seed)
         print(
-            f"published {summary.sent:,} messages ({len(events):,} distinct) "
+            f"published {summary.sent:,} messages ({len(summary.events or []):,} distinct) "
             f"for {len(plan.orgs)} orgs over {DATA_YEARS} years in {summary.elapsed_s:.1f}s"
         )
-        ends = end_offsets(settings.kafka_bootstrap_servers, settings.record_events_topic)
-        procs.append(start_projector(settings))
-        with pg.connect() as conn:
-            load_records(conn, events)
-        load_zsets(client, settings.redis_key_prefix, events)
-        wait_until(
-            lambda: all(store.positions().get(p, 0) >= e for p, e in ends.items() if e),
-            3600,
-            "projector to catch up",
-            interval=0.2,
-        )
-        for org, n in sorted(summary.valid.items()):
-            if store.count(org, 0, MAX_SECOND) != n:
-                raise SystemExit(f"COUNT MISMATCH: {org}")
-        procs.append(start_api(settings))
-        oracle = Oracle(events)
-        summary.events = events = []
-        rows = measure(args, settings, pg, client, store, oracle, plan, procs)
-        report(rows, args)
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        pg.stop()
-        client.close()
-        cleanup(settings)
+
+        def copy(events: list[tuple[str, int]]) -> None:
+            world.copy_to_pg(events)
+            load_zsets(world.client, world.settings.redis_key_prefix, events)
+
+        oracle = world.project(summary, copy)
+        report(measure(args, world, oracle, plan), args)
 
 
-def measure(
-    args: argparse.Namespace,
-    settings: Settings,
-    pg: PgServer,
-    client: redis.Redis,
-    store: CounterStore,
-    oracle: Oracle,
-    plan: Plan,
-    procs: list[Proc],
-) -> list[Row]:
+def measure(args: argparse.Namespace, world: World, oracle: ExactCounts, plan: Plan) -> list[Row]:
     """Every phase per shape and zone; fails loudly on any wrong bucket."""
+    settings, store, client = world.settings, world.store, world.client
     rng = random.Random(args.seed)
     lo, hi = plan.start_ms // 1000, plan.end_ms // 1000
-    pids = our_pids(procs[-1], procs[0], client, pg)
+    pids = world.pids()
     http = HttpClient(settings.port)
     rows: list[Row] = []
     single = [
@@ -297,7 +100,7 @@ def measure(
     out, _ = quietly("POST", lambda: timed(single, api_call(http)), pids, args)
     assert [c for _, c in out] == [oracle.count(q.org, q.start, q.end) for q in single]
     rows.append(Row("single POST count (1 year)", "UTC", 1, 0, {"API": [t for t, _ in out]}))
-    with pg.connect() as conn:
+    with world.pg.connect() as conn:
         for org in plan.orgs:
             conn.execute("SELECT COUNT(*) FROM records WHERE org_id = %s", (org,))
         phases: dict[str, Callable[[Ask], Any]] = {
@@ -379,20 +182,9 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     )
     print(table(headers, lines))
     worst = max((ms(r.figures["API"], 99), r.tz) for r in rows if r.shape == "366 daily")
-    verdict = "PASS" if worst[0] <= TARGET_MS else "MISS"
+    target = f"API p99 <= {TARGET_MS:.0f} ms, 366 daily buckets"
     print()
-    print(
-        table(
-            ["target", "measured", "verdict"],
-            [
-                [
-                    f"API p99 <= {TARGET_MS:.0f} ms, 366 daily buckets",
-                    f"worst {worst[0]:.2f} ms ({worst[1]})",
-                    verdict,
-                ]
-            ],
-        )
-    )
+    print(verdicts([(target, f"worst {worst[0]:.2f} ms ({worst[1]})", worst[0] <= TARGET_MS)]))
 
 
 def main() -> None:
@@ -407,8 +199,9 @@ def main() -> None:
     add_quiet_flags(parser, wait=120, attempts=2)
     parser.add_argument("--quick", action="store_true", help="smoke run: 50k events, 20 series")
     args = parser.parse_args()
-    if args.quick:
-        args.events, args.requests, args.posts = 50_000, 20, 3
+    if args.quick:  # at most these: a smoke test may ask for less
+        args.events, args.requests = min(args.events, 50_000), min(args.requests, 20)
+        args.posts = min(args.posts, 3)
     run(args)
 
 

@@ -1,7 +1,7 @@
 """SSE fan-out: N concurrent streams on one org, events produced at a steady rate.
 
     .venv/bin/python -m bench.sse_fanout [--steps 100,250,500,1000,1500,2000] [--rate 5]
-                                         [--seconds 10] [--workers 2]
+                                         [--seconds 10] [--workers 2] [--quick]
 
 Starts the real projector (`python -m projector`) and the real API (`python -m api`:
 gunicorn, gevent workers) on a fresh topic and key prefix. For each N, a separate client
@@ -10,7 +10,7 @@ waits for every first event, then this process publishes `rate` events/s for `se
 An event cannot carry its produce time, so the delay of the k-th event on one client is the
 time it first sees record_count >= k minus the time the k-th event was handed to the
 producer. Prints p50/p99/max over every (client, k) and the largest N with p99 <= 1 s.
-Loopback only; every wait is bounded.
+Loopback only; every wait is bounded. `--quick`, a smoke run: 10 and 50 streams, 2 s each.
 """
 
 from __future__ import annotations
@@ -187,7 +187,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 10 and 50 streams, 2 s")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.seconds = "10,50", min(args.seconds, 2.0)
     steps = [int(s) for s in args.steps.split(",")]
     limit = raise_fd_limit()
     settings = bench_settings("sse", partitions=3)

@@ -52,22 +52,6 @@ class LiveOracle:
         return bisect.bisect_left(self._index.get(org, []), messages)
 
 
-def seconds_by_org(events: list[tuple[str, int]]) -> dict[str, list[int]]:
-    """Each org's event seconds, sorted (for exact counts by bisection)."""
-    out: dict[str, list[int]] = {}
-    for org, second in events:
-        out.setdefault(org, []).append(second)
-    for values in out.values():
-        values.sort()
-    return out
-
-
-def exact_count(seconds: dict[str, list[int]], org: str, start: int, end: int) -> int:
-    """Events of `org` with start <= second <= end."""
-    values = seconds.get(org, [])
-    return bisect.bisect_right(values, end) - bisect.bisect_left(values, start)
-
-
 @dataclass
 class LoadResult:
     """What the count load saw."""

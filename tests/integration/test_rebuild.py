@@ -35,17 +35,16 @@ from tests.integration.rebuilds import (
     CountLoad,
     LiveOracle,
     Target,
-    exact_count,
     generation_bytes,
     rebuild_progress,
     record,
-    seconds_by_org,
     store_of,
     wait_generation_projected,
     wait_progress,
 )
 from tests.support.api_inputs import count_body, stream_path
 from tests.support.live_client import LiveClient
+from tests.support.oracles import ExactCounts
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +152,8 @@ def test_a_rebuild_under_load_switches_and_every_answer_is_exact(
     static_plan = recent_plan(ORGS, 300_000, seed=21, days_ago=3, duplicate_ratio=0.01)
     static = publish(settings, static_plan)
     assert sum(static.valid.values()) >= 295_000
-    static_seconds = seconds_by_org(static.events or [])
+    static_counts = ExactCounts(static.events or [])
+    static_seconds = static_counts.seconds
     stack.projector("live-1")
     stack.projector("live-2")
     wait_projected(settings, redis_client, timeout=150)
@@ -173,7 +173,7 @@ def test_a_rebuild_under_load_switches_and_every_answer_is_exact(
             org = rng.choice(orgs)
             start = static_day + rng.randrange(DAY)
             end = min(static_day + DAY - 1, start + rng.choice([0, 59, 3_600, 40_000, DAY]))
-            out.append(Target(org, start, end, exact_count(static_seconds, org, start, end)))
+            out.append(Target(org, start, end, static_counts.count(org, start, end)))
         for org in rng.sample(orgs, 2):
             out.append(Target(org, live_day - client, live_day + DAY - 1, None))
         for org in rng.sample(orgs, 2):
@@ -238,7 +238,7 @@ def test_a_rebuild_under_load_switches_and_every_answer_is_exact(
     for _ in range(200):
         org = rng.choice(orgs)
         a, b = sorted(rng.randrange(static_day - 5, static_day + DAY + 5) for _ in range(2))
-        assert store.count(org, a, b) == exact_count(static_seconds, org, a, b), (org, a, b)
+        assert store.count(org, a, b) == static_counts.count(org, a, b), (org, a, b)
 
     # Memory: one generation again (the old one's keys are gone, the new one holds about as
     # much as the old one did, plus the events that arrived since).
@@ -334,8 +334,8 @@ def test_an_abort_mid_rebuild_leaves_the_live_generation_as_it_was(
     asked = [(org, *sorted(rng.randrange(lo, hi) for _ in range(2))) for org in static.valid]
     asked += [(org, 0, MAX_SECOND) for org in static.valid]
     before = {q: api_count(settings.port, *q) for q in asked}
-    seconds = seconds_by_org(static.events or [])
-    assert before == {q: exact_count(seconds, *q) for q in asked}
+    counts = ExactCounts(static.events or [])
+    assert before == {q: counts.count(*q) for q in asked}
 
     first = stack.rebuild("--no-switch")  # so it is still there when the abort comes
     wait_progress(settings, redis_client, 0.3)

@@ -2,11 +2,14 @@
 
 `decompose` and `bucket_ids` are the level arithmetic (projector/buckets.py); `CountTree`
 is what lua/apply.lua writes to the count tree (projector/keys.py), splits included, and
-`CountTree.prefix` what lua/count_lib.lua reads from it; production code never calls these.
+`CountTree.prefix` what lua/count_lib.lua reads from it; `ExactCounts` is what a range of
+published events must count to (the tests' and the benches' one oracle of answers). Production
+code never calls these.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from projector import keys
@@ -120,3 +123,19 @@ class CountTree:
                 return total + sum(v for f, v in numbers.items() if f < offset)
             total += sum(v for f, v in numbers.items() if f < offset // keys.TREE_SIZES[level - 1])
         return total
+
+
+class ExactCounts:
+    """Exact counts by bisection over each org's sorted event seconds."""
+
+    def __init__(self, events: Iterable[tuple[str, int]]) -> None:
+        self.seconds: dict[str, list[int]] = {}
+        for org, second in events:
+            self.seconds.setdefault(org, []).append(second)
+        for values in self.seconds.values():
+            values.sort()
+
+    def count(self, org: str, start: int, end: int) -> int:
+        """Events of org with start <= second <= end."""
+        values = self.seconds.get(org, [])
+        return bisect_right(values, end) - bisect_left(values, start)

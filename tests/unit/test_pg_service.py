@@ -1,5 +1,5 @@
 """The PostgreSQL baseline service (bench/pg_service.py) and the busy-org bench's plan
-arithmetic (bench/busy_org.py): the parts that need no database."""
+arithmetic (bench/busy_org.py, bench/world.py): the parts that need no database."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from bench import busy_org
 from bench.pg_service import count_params, create_app
+from bench.world import distinct_plan
 
 PATH = "/api/v1/period-record-counts"
 JAN_1_2026 = 1767225600
@@ -42,8 +43,8 @@ def test_bad_bodies_are_problems_before_any_database() -> None:
     assert missing.get_json()["errors"] == {"range": ["Missing data for required field."]}
 
 
-def test_plan_for_has_the_distinct_events_asked() -> None:
-    plan = busy_org.plan_for(busy_org.QUIET_ORGS, 40_000, 0, 10**9, seed=3)
+def test_distinct_plan_has_the_distinct_events_asked() -> None:
+    plan = distinct_plan(busy_org.QUIET_ORGS, 40_000, 0, 10**9, seed=3)
     assert plan.quotas[0] >= 40_000 and plan.quotas[0] - 40_000 <= 1
     assert 0 < plan.quotas[1] <= plan.count * 0.011
 

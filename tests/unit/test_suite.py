@@ -53,7 +53,7 @@ def test_the_cluster_pass_runs_the_integration_tests_unless_told_which(
 # Killing / restarting a private redis-server, running clusters or stacks of their own:
 OWN = ["test_drill_redis_kill.py", "test_drill_redis_restart.py", "test_make_run.py"]
 OWN += ["test_projector_assignment.py", "test_redis_cluster_servers.py"]
-OWN += ["test_secured_connections.py"]
+OWN += ["test_secured_connections.py", "test_bench_smoke.py"]
 # ... and drills that only need isolation, a long drill, and tests of the session's Redis.
 SHARED = ["test_drill_api_worker.py", "test_drill_overload.py", "test_store.py"]
 
