@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config import Settings
-from scripts.servers import HOST, Server, StackError, log, port_open
+from scripts.ports import HOST, check_ports, port_open
+from scripts.processes import Server, StackError, log
 from scripts.tls import TlsFiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +107,7 @@ class KafkaBroker(Server):
     """A single-node Kafka (broker and controller, KRaft) from the cached Maven jars."""
 
     name = "kafka"
-    marker = b"kafka.Kafka"
+    marker = "kafka.Kafka"
 
     def __init__(
         self,
@@ -203,7 +204,7 @@ class KafkaBroker(Server):
         """Start unless it runs (formatting the storage once); True when this call started it."""
         if self.pid():
             return False
-        self._check_ports(self.port, self.controller_port)
+        check_ports(self.port, self.controller_port)
         libs = kafka_libs()
         java = shutil.which("java")
         if java is None:
