@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 import psutil
 from redis.cluster import RedisCluster
 
-from config import FILE_VARIANTS, Settings
+from config import FILE_VARIANTS, Settings, StackSettings
 from events.redis_client import is_cluster
 from scripts.cluster_node import bus_port
 from scripts.ports import ports_taken
@@ -146,7 +145,7 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 def log_dir() -> Path:
     """Where child-process logs go (kept after a failed test, for reading)."""
-    return Path(os.environ.get("PRC_LOG_DIR", tempfile.gettempdir())) / "prc-test-logs"
+    return StackSettings.from_env().log_dir / "prc-test-logs"
 
 
 def start_projector(settings: Settings, **extra: str) -> Proc:

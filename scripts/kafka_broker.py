@@ -7,21 +7,20 @@ outlives clones (`~/.cache/prc`); a broker's storage is formatted on its first s
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import Settings
+from config import Settings, StackSettings
 from scripts.ports import HOST, check_ports, port_open
 from scripts.processes import Server, StackError, log
 from scripts.tls import TlsFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "scripts" / "kafka" / "pom.xml"
-CACHE = Path(os.environ.get("PRC_CACHE_DIR", Path.home() / ".cache" / "prc"))
+CACHE = StackSettings.from_env().cache_dir
 
 
 def kafka_libs() -> Path:
