@@ -4,9 +4,8 @@ Kafka's jars come from Maven Central through `scripts/kafka/pom.xml` into a cach
 that outlives clones (`~/.cache/prc`); the storage is formatted once; Redis is Debian's
 `redis-server`, installed with apt-get when missing. Every process is started in its own
 session with its pid recorded under the state folder, and stopped by that pid. The servers
-themselves are `scripts/redis_server.py`, `scripts/redis_cluster.py` and
-`scripts/kafka_broker.py` (which the reliability drills also run on private ports); the
-settings, `config/stack.py`'s (read once, here).
+are `scripts/redis_server.py`, `redis_cluster.py` and `kafka_broker.py` (which the drills
+also run on private ports); the settings, `config/stack.py`'s.
 
 `STACK_REDIS_CLUSTER_NODES=3` (or more) runs a Redis Cluster of that many masters on
 `STACK_REDIS_CLUSTER_PORT`.. instead of the single Redis; `run` then hands its child
@@ -25,7 +24,6 @@ are made into the state folder, and the client settings point at them (`*_FILE` 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -34,7 +32,6 @@ from pathlib import Path
 from config import Settings, StackSettings
 from scripts import stack_secure
 from scripts.apt import apt_install
-from scripts.asyncapi_spec import schema_path as asyncapi_schema_path
 from scripts.kafka_broker import KafkaBroker, kafka_libs
 from scripts.ports import HOST, held_by, port_open
 from scripts.processes import StackError, log, run_child
@@ -88,7 +85,7 @@ def redis_server() -> RedisServer:
     return RedisServer(STATE / "redis", REDIS_PORT)
 
 
-def _cluster_ports_on_disk() -> list[int]:
+def cluster_ports_on_disk() -> list[int]:
     """The ports of the cluster nodes that have a folder under CLUSTER_STATE."""
     return sorted(int(d.name) for d in CLUSTER_STATE.glob("*") if d.name.isdigit())
 
@@ -96,7 +93,7 @@ def _cluster_ports_on_disk() -> list[int]:
 def redis_cluster(nodes: int | None = None) -> RedisClusterServer:
     """The stack's Redis Cluster of `nodes` masters (state under `STATE/redis-cluster`); by
     default the one on disk, else `STACK_REDIS_CLUSTER_NODES` of them."""
-    made = _cluster_ports_on_disk()
+    made = cluster_ports_on_disk()
     if nodes is None and made:
         return RedisClusterServer(CLUSTER_STATE, made)
     count = CLUSTER_NODES if nodes is None else nodes
@@ -167,7 +164,7 @@ SERVICES = ("kafka", "redis", "redis-cluster")
 def running_pid(name: str) -> int | None:
     """The pid of our running `name` service (a cluster's first running node), or None."""
     if name == "redis-cluster":
-        pids = redis_cluster().pids().values() if _cluster_ports_on_disk() else []
+        pids = redis_cluster().pids().values() if cluster_ports_on_disk() else []
         return next((pid for pid in pids if pid), None)
     return (redis_server() if name == "redis" else kafka_broker()).pid()
 
@@ -248,7 +245,7 @@ def stop(names: list[str] | None = None) -> None:
     # An empty list stops nothing: `run` passes what it started, often nothing at all.
     for name in SERVICES if names is None else names:
         if name == "redis-cluster":
-            if _cluster_ports_on_disk():
+            if cluster_ports_on_disk():
                 redis_cluster().stop()
         else:
             (redis_server() if name == "redis" else kafka_broker()).stop()
@@ -260,39 +257,10 @@ def status() -> dict[str, int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m scripts.stack", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "run", "env", "test-deps"])
-    parser.add_argument("cmd", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command in ("start", "env"):
-        if args.command == "start":
-            start()
-        for name, value in client_env().items():
-            print(f"{name}={value}")
-    elif args.command == "stop":
-        stop()
-    elif args.command == "test-deps":
-        # The browser test drives Debian's Chromium (no browser download is possible here).
-        apt_install("chromium", "chromium")
-        # The AsyncAPI document's test validates it against the official AsyncAPI schema.
-        log(f"AsyncAPI 3.0.0 schema: {asyncapi_schema_path('3.0.0')}")
-    elif args.command == "status":
-        for name, pid in status().items():
-            print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
-        if _cluster_ports_on_disk():
-            for port, pid in redis_cluster().pids().items():
-                print(f"  node {HOST}:{port}: {'running, pid ' + str(pid) if pid else 'stopped'}")
-    else:
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-        if not cmd:
-            parser.error("run needs a command after --")
-        started = start()
-        try:
-            return run_child(cmd, child_env())
-        finally:
-            stop([name for name in SERVICES if name in started])
-    return 0
+    """Command-line entry point: `python -m scripts.stack` (scripts/stack_cli.py)."""
+    from scripts.stack_cli import main as cli
+
+    return cli(argv)
 
 
 if __name__ == "__main__":
