@@ -81,5 +81,7 @@ def check_ports(*ports: int) -> None:
     listen on now."""
     taken = ports_taken(ports)
     if taken:
-        listed = ", ".join(f"{port}{held_by(port)}" for port in taken)
-        raise StackError(f"port(s) {listed} taken by something we did not start")
+        listed = ", ".join(map(str, taken))
+        holders = "; ".join(f"{port} held by {who}" for port in taken if (who := holder(port)))
+        detail = f" ({holders})" if holders else ""
+        raise StackError(f"port(s) {listed} taken by something we did not start{detail}")

@@ -176,8 +176,9 @@ def start_redis() -> bool:
         return False
     if port_open(REDIS_PORT):
         raise StackError(
-            f"port {REDIS_PORT}{held_by(REDIS_PORT)} is taken by a Redis this stack did not "
-            "start; set REDIS_URL to use it, or STACK_REDIS_PORT to run ours elsewhere"
+            f"port {REDIS_PORT} is taken by a Redis this stack did not start"
+            f"{held_by(REDIS_PORT)}; set REDIS_URL to use it, or STACK_REDIS_PORT to run ours "
+            "elsewhere"
         )
     return server.start()
 
@@ -203,7 +204,7 @@ def start_kafka() -> bool:
     for port in (KAFKA_PORT, CONTROLLER_PORT):
         if port_open(port):
             raise StackError(
-                f"port {port}{held_by(port)} is taken by something this stack did not start; set "
+                f"port {port} is taken by something this stack did not start{held_by(port)}; set "
                 "KAFKA_BOOTSTRAP_SERVERS to use it, or STACK_KAFKA_PORT to run ours elsewhere"
             )
     return broker.start()
