@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
-from config import Settings
+from config import Settings, StackSettings
 from events.redis_client import connect
 from events.topics import delete_topics, ensure_topics
 from scripts.harness import delete_matching
@@ -17,17 +17,16 @@ from scripts.harness import delete_matching
 def bench_settings(name: str, partitions: int = 6) -> Settings:
     """Settings on the real services (env, else the local stack) with a fresh topic/prefix."""
     env = Settings.from_env()
-    redis_given = os.environ.get("REDIS_URL") or os.environ.get("REDIS_URL_FILE")
-    if not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and redis_given):
+    given = StackSettings.from_env()  # servers of one's own
+    if not (given.kafka_given and given.redis_given):
         from scripts import stack
 
         info = stack.ensure_started()
         env = replace(
             env,
-            kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            or info.kafka_bootstrap_servers,
-            redis_url=env.redis_url if redis_given else info.redis_url,
-            redis_cluster=env.redis_cluster if redis_given else info.redis_cluster,
+            kafka_bootstrap_servers=given.kafka_bootstrap_servers or info.kafka_bootstrap_servers,
+            redis_url=env.redis_url if given.redis_given else info.redis_url,
+            redis_cluster=env.redis_cluster if given.redis_given else info.redis_cluster,
         )
     tag = f"{name}-{uuid.uuid4().hex[:8]}"
     settings = replace(

@@ -8,19 +8,19 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 from redis.cluster import RedisCluster
 
-from config import FILE_VARIANTS, Settings
+from config import FILE_VARIANTS, Settings, StackSettings
 from events.redis_client import is_cluster
-from scripts.redis_cluster import bus_port
-from scripts.servers import ports_taken
+from scripts.cluster_node import bus_port
+from scripts.ports import ports_taken
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -108,7 +108,8 @@ class Proc:
         return self.popen.poll() is None
 
     def signal(self, sig: int) -> None:
-        """Send `sig` to the process group (gunicorn's workers included)."""
+        """Send `sig` to the process group (gunicorn's workers included). Only while the
+        leader, our child, is not reaped: until then its pid, the group's id, is not reused."""
         if self.alive():
             os.killpg(self.pid, sig)
 
@@ -144,7 +145,7 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 def log_dir() -> Path:
     """Where child-process logs go (kept after a failed test, for reading)."""
-    return Path(os.environ.get("PRC_LOG_DIR", tempfile.gettempdir())) / "prc-test-logs"
+    return StackSettings.from_env().log_dir / "prc-test-logs"
 
 
 def start_projector(settings: Settings, **extra: str) -> Proc:
@@ -201,21 +202,16 @@ def _healthy(proc: Proc, port: int, timeout: float, what: str) -> Proc:
 
 
 def child_pids(pid: int) -> list[int]:
-    """The direct children of `pid` (e.g. gunicorn's workers), from /proc."""
+    """The direct children of `pid` (e.g. gunicorn's workers); none when it is gone."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.Error:
         return []
-    return [int(part) for part in text.split()]
 
 
 def rss_bytes(pid: int) -> int | None:
     """Resident set size of `pid`, or None when it is gone."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
         return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return None

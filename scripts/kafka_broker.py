@@ -7,20 +7,20 @@ outlives clones (`~/.cache/prc`); a broker's storage is formatted on its first s
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import Settings
-from scripts.servers import HOST, Server, StackError, log, port_open
+from config import Settings, StackSettings
+from scripts.ports import HOST, check_ports, port_open
+from scripts.processes import Server, StackError, log
 from scripts.tls import TlsFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "scripts" / "kafka" / "pom.xml"
-CACHE = Path(os.environ.get("PRC_CACHE_DIR", Path.home() / ".cache" / "prc"))
+CACHE = StackSettings.from_env().cache_dir
 
 
 def kafka_libs() -> Path:
@@ -106,7 +106,7 @@ class KafkaBroker(Server):
     """A single-node Kafka (broker and controller, KRaft) from the cached Maven jars."""
 
     name = "kafka"
-    marker = b"kafka.Kafka"
+    marker = "kafka.Kafka"
 
     def __init__(
         self,
@@ -203,7 +203,7 @@ class KafkaBroker(Server):
         """Start unless it runs (formatting the storage once); True when this call started it."""
         if self.pid():
             return False
-        self._check_ports(self.port, self.controller_port)
+        check_ports(self.port, self.controller_port)
         libs = kafka_libs()
         java = shutil.which("java")
         if java is None:

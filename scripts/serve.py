@@ -1,7 +1,9 @@
 """`make run`'s foreground supervisor: the projector and the API, stopped together.
 
 Runs `python -m projector` and `python -m api` as children, prints where they answer,
-and on Ctrl-C / SIGTERM (or when either child exits) sends SIGTERM to both and waits.
+and on Ctrl-C / SIGTERM (or when either child exits) sends SIGTERM to both and waits; one
+still running STOP_TIMEOUT seconds later is killed. Only these two children are signalled,
+through psutil, which refuses a pid that is no longer the child's.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
+
+import psutil
 
 from config import Settings, mask_url
 from events.logs import exit_if_rejected
@@ -19,18 +22,17 @@ from events.logs import exit_if_rejected
 STOP_TIMEOUT = 20.0
 
 
-def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for name, child in children.items():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"[serve] {name} ignored SIGTERM; killing pid {child.pid}", file=sys.stderr)
-            child.kill()
-            child.wait()
+def _stop_all(children: dict[str, psutil.Popen]) -> None:
+    names = {child.pid: name for name, child in children.items() if child.poll() is None}
+    running = [child for child in children.values() if child.pid in names]
+    for child in running:
+        child.terminate()
+    _, alive = psutil.wait_procs(running, timeout=STOP_TIMEOUT)
+    for child in alive:
+        name = names[child.pid]
+        print(f"[serve] {name} ignored SIGTERM; killing pid {child.pid}", file=sys.stderr)
+        child.kill()
+    psutil.wait_procs(alive)
 
 
 def main() -> int:
@@ -46,8 +48,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     children = {
-        "projector": subprocess.Popen([sys.executable, "-m", "projector"], env=os.environ),
-        "api": subprocess.Popen([sys.executable, "-m", "api"], env=os.environ),
+        "projector": psutil.Popen([sys.executable, "-m", "projector"], env=os.environ),
+        "api": psutil.Popen([sys.executable, "-m", "api"], env=os.environ),
     }
     base = f"http://127.0.0.1:{settings.port}"
     print(

@@ -4,8 +4,8 @@ Kafka's jars come from Maven Central through `scripts/kafka/pom.xml` into a cach
 that outlives clones (`~/.cache/prc`); the storage is formatted once; Redis is Debian's
 `redis-server`, installed with apt-get when missing. Every process is started in its own
 session with its pid recorded under the state folder, and stopped by that pid. The servers
-themselves are `scripts/servers.py`, `scripts/redis_cluster.py` and `scripts/kafka_broker.py`
-(which the reliability drills also run on private ports).
+are `scripts/redis_server.py`, `redis_cluster.py` and `kafka_broker.py` (which the drills
+also run on private ports); the settings, `config/stack.py`'s.
 
 `STACK_REDIS_CLUSTER_NODES=3` (or more) runs a Redis Cluster of that many masters on
 `STACK_REDIS_CLUSTER_PORT`.. instead of the single Redis; `run` then hands its child
@@ -18,52 +18,42 @@ themselves are `scripts/servers.py`, `scripts/redis_cluster.py` and `scripts/kaf
 With `STACK_SECURE=1` the stack is secured as production clusters are: Kafka listens with
 SASL_SSL (SCRAM-SHA-512 user `prc`), Redis with TLS only and an ACL user `prc` that may only
 touch the keys and channels of REDIS_KEY_PREFIX; certificates (a private CA) and passwords
-are made into the state folder, and the client settings point at them (`*_FILE` variants).
-Its servers keep their state apart from the plaintext stack's.
+are made into the state folder, and the client settings point at them (`*_FILE` variants;
+`scripts/stack_secure.py`). Its servers keep their state apart from the plaintext stack's.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import Settings
-from scripts.asyncapi_spec import schema_path as asyncapi_schema_path
-from scripts.kafka_broker import SCRAM, KafkaBroker, KafkaSecurity, kafka_libs
+from config import Settings, StackSettings
+from scripts import stack_secure
+from scripts.apt import apt_install
+from scripts.kafka_broker import KafkaBroker, kafka_libs
+from scripts.ports import HOST, held_by, port_open
+from scripts.processes import StackError, log, run_child
 from scripts.redis_cluster import MIN_MASTERS, RedisClusterServer
-from scripts.servers import (
-    HOST,
-    RedisSecurity,
-    RedisServer,
-    StackError,
-    apt_install,
-    log,
-    port_open,
-    service_acl,
-)
+from scripts.redis_server import RedisServer
 
-__all__ = ["StackError", "apt_install", "kafka_libs", "log"]
+__all__ = ["StackError", "apt_install", "kafka_libs", "log", "run_child"]
 
-ROOT = Path(__file__).resolve().parent.parent
-STATE = Path(os.environ.get("PRC_STATE_DIR", ROOT / ".state"))
-KAFKA_PORT = int(os.environ.get("STACK_KAFKA_PORT", "9092"))
-CONTROLLER_PORT = int(os.environ.get("STACK_KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
-REDIS_PORT = int(os.environ.get("STACK_REDIS_PORT", "6379"))
+SETTINGS = StackSettings.from_env()
+STATE = SETTINGS.state_dir
+KAFKA_PORT = SETTINGS.kafka_port
+CONTROLLER_PORT = SETTINGS.kafka_controller_port
+REDIS_PORT = SETTINGS.redis_port
 # 0: the single Redis; N >= 3: a Redis Cluster of N masters on ports CLUSTER_PORT.. (and each
 # node's cluster bus 10000 above, or below when that is past 65535).
-CLUSTER_NODES = int(os.environ.get("STACK_REDIS_CLUSTER_NODES", "0"))
-CLUSTER_PORT = int(os.environ.get("STACK_REDIS_CLUSTER_PORT", "7001"))
+CLUSTER_NODES = SETTINGS.redis_cluster_nodes
+CLUSTER_PORT = SETTINGS.redis_cluster_port
 CLUSTER_STATE = STATE / "redis-cluster"
-PARTITIONS = int(os.environ.get("STACK_TOPIC_PARTITIONS", "6"))
-TOPIC = os.environ.get("RECORD_EVENTS_TOPIC", "record-events")
-KAFKA_HEAP = os.environ.get("STACK_KAFKA_HEAP", "768m")
-SECURE = os.environ.get("STACK_SECURE", "").lower() in ("1", "true", "yes")
-SERVICE_USER = "prc"
+PARTITIONS = SETTINGS.topic_partitions
+TOPIC = SETTINGS.record_events_topic
+KAFKA_HEAP = SETTINGS.kafka_heap
+SECURE = SETTINGS.secure
 
 
 @dataclass(frozen=True)
@@ -87,34 +77,15 @@ def _secure_home() -> Path:
     return STATE / "secure"
 
 
-def kafka_security() -> KafkaSecurity:
-    """The secured broker's TLS files and SCRAM users (made on first use)."""
-    from scripts.tls import secret, tls_files
-
-    home = _secure_home()
-    users = {name: secret(home / "secrets", f"kafka-{name}") for name in ("broker", SERVICE_USER)}
-    return KafkaSecurity(tls_files(home / "tls"), users)
-
-
-def redis_security() -> RedisSecurity:
-    """The secured Redis's TLS files, admin password and the service's ACL user."""
-    from scripts.tls import secret, tls_files
-
-    home = _secure_home()
-    prefix = os.environ.get("REDIS_KEY_PREFIX") or Settings().redis_key_prefix
-    user = (secret(home / "secrets", f"redis-{SERVICE_USER}"), service_acl(prefix))
-    admin = secret(home / "secrets", "redis-default")
-    return RedisSecurity(tls_files(home / "tls"), admin, {SERVICE_USER: user})
-
-
 def redis_server() -> RedisServer:
     """The stack's Redis (state under `STATE/redis`, or `STATE/secure/redis` when secured)."""
     if SECURE:
-        return RedisServer(_secure_home() / "redis", REDIS_PORT, security=redis_security())
+        security = stack_secure.redis_security(_secure_home(), SETTINGS.redis_key_prefix)
+        return RedisServer(_secure_home() / "redis", REDIS_PORT, security=security)
     return RedisServer(STATE / "redis", REDIS_PORT)
 
 
-def _cluster_ports_on_disk() -> list[int]:
+def cluster_ports_on_disk() -> list[int]:
     """The ports of the cluster nodes that have a folder under CLUSTER_STATE."""
     return sorted(int(d.name) for d in CLUSTER_STATE.glob("*") if d.name.isdigit())
 
@@ -122,7 +93,7 @@ def _cluster_ports_on_disk() -> list[int]:
 def redis_cluster(nodes: int | None = None) -> RedisClusterServer:
     """The stack's Redis Cluster of `nodes` masters (state under `STATE/redis-cluster`); by
     default the one on disk, else `STACK_REDIS_CLUSTER_NODES` of them."""
-    made = _cluster_ports_on_disk()
+    made = cluster_ports_on_disk()
     if nodes is None and made:
         return RedisClusterServer(CLUSTER_STATE, made)
     count = CLUSTER_NODES if nodes is None else nodes
@@ -146,7 +117,7 @@ def kafka_broker() -> KafkaBroker:
             CONTROLLER_PORT,
             PARTITIONS,
             KAFKA_HEAP,
-            security=kafka_security(),
+            security=stack_secure.kafka_security(_secure_home()),
         )
     return KafkaBroker(STATE / "kafka", KAFKA_PORT, CONTROLLER_PORT, PARTITIONS, KAFKA_HEAP)
 
@@ -163,25 +134,9 @@ def client_env(
         ours = info(cluster_nodes)
         env["REDIS_URL"] = ours.redis_url
         env["REDIS_CLUSTER"] = "true" if ours.redis_cluster else "false"
-    if not SECURE:
-        return env
-    from scripts.tls import write_private
-
-    home = _secure_home()
-    ca = str(home / "tls" / "ca.pem")
-    if kafka:
-        kafka_security()  # the files exist from here on
-        env.update(
-            KAFKA_SECURITY_PROTOCOL="SASL_SSL",
-            KAFKA_SASL_MECHANISM=SCRAM,
-            KAFKA_SASL_USERNAME=SERVICE_USER,
-            KAFKA_SASL_PASSWORD_FILE=str(home / "secrets" / f"kafka-{SERVICE_USER}"),
-            KAFKA_SSL_CAFILE=ca,
-        )
-    if redis:
-        url = redis_server().url_for(SERVICE_USER)
-        env["REDIS_URL_FILE"] = str(write_private(home / "secrets" / "redis-url", url.encode()))
-        env["REDIS_SSL_CAFILE"] = ca
+    if SECURE:
+        secured_redis = redis_server() if redis else None
+        env.update(stack_secure.client_env(_secure_home(), kafka, secured_redis))
     return env
 
 
@@ -209,7 +164,7 @@ SERVICES = ("kafka", "redis", "redis-cluster")
 def running_pid(name: str) -> int | None:
     """The pid of our running `name` service (a cluster's first running node), or None."""
     if name == "redis-cluster":
-        pids = redis_cluster().pids().values() if _cluster_ports_on_disk() else []
+        pids = redis_cluster().pids().values() if cluster_ports_on_disk() else []
         return next((pid for pid in pids if pid), None)
     return (redis_server() if name == "redis" else kafka_broker()).pid()
 
@@ -221,8 +176,9 @@ def start_redis() -> bool:
         return False
     if port_open(REDIS_PORT):
         raise StackError(
-            f"port {REDIS_PORT} is taken by a Redis this stack did not start; set "
-            "REDIS_URL to use it, or STACK_REDIS_PORT to run ours elsewhere"
+            f"port {REDIS_PORT} is taken by a Redis this stack did not start"
+            f"{held_by(REDIS_PORT)}; set REDIS_URL to use it, or STACK_REDIS_PORT to run ours "
+            "elsewhere"
         )
     return server.start()
 
@@ -248,7 +204,7 @@ def start_kafka() -> bool:
     for port in (KAFKA_PORT, CONTROLLER_PORT):
         if port_open(port):
             raise StackError(
-                f"port {port} is taken by something this stack did not start; set "
+                f"port {port} is taken by something this stack did not start{held_by(port)}; set "
                 "KAFKA_BOOTSTRAP_SERVERS to use it, or STACK_KAFKA_PORT to run ours elsewhere"
             )
     return broker.start()
@@ -262,9 +218,6 @@ def ensure_topics() -> None:
     create(target, TOPIC, partitions=PARTITIONS)
 
 
-# -- commands ----------------------------------------------------------------------------
-
-
 def ensure_started(cluster_nodes: int = CLUSTER_NODES) -> StackInfo:
     """Start whatever is not running yet; return the addresses."""
     start(cluster_nodes)
@@ -275,13 +228,13 @@ def start(cluster_nodes: int = CLUSTER_NODES, redis: bool = True) -> list[str]:
     """Start Redis (a cluster of `cluster_nodes` masters, or the single one; none unless
     `redis`) and Kafka as needed (honouring REDIS_URL / KAFKA_BOOTSTRAP_SERVERS)."""
     started = []
-    external_redis = os.environ.get("REDIS_URL") or os.environ.get("REDIS_URL_FILE")
-    if redis and not external_redis:
+    given = StackSettings.from_env()  # servers of one's own, as they are now
+    if redis and not given.redis_given:
         if cluster_nodes and start_redis_cluster(cluster_nodes):
             started.append("redis-cluster")
         elif not cluster_nodes and start_redis():
             started.append("redis")
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    if not given.kafka_given:
         if start_kafka():
             started.append("kafka")
         ensure_topics()
@@ -293,7 +246,7 @@ def stop(names: list[str] | None = None) -> None:
     # An empty list stops nothing: `run` passes what it started, often nothing at all.
     for name in SERVICES if names is None else names:
         if name == "redis-cluster":
-            if _cluster_ports_on_disk():
+            if cluster_ports_on_disk():
                 redis_cluster().stop()
         else:
             (redis_server() if name == "redis" else kafka_broker()).stop()
@@ -304,50 +257,11 @@ def status() -> dict[str, int | None]:
     return {name: running_pid(name) for name in SERVICES}
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> int:
-    """Run cmd to its end; Ctrl-C reaches it directly, SIGTERM is passed on to it."""
-    proc = subprocess.Popen(cmd, env=env)
-    # The terminal's SIGINT goes to the whole process group, child included: wait for the
-    # child to finish its own clean shutdown rather than dying half-way through ours.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
-    return proc.wait()
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m scripts.stack", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "run", "env", "test-deps"])
-    parser.add_argument("cmd", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command in ("start", "env"):
-        if args.command == "start":
-            start()
-        for name, value in client_env().items():
-            print(f"{name}={value}")
-    elif args.command == "stop":
-        stop()
-    elif args.command == "test-deps":
-        # The browser test drives Debian's Chromium (no browser download is possible here).
-        apt_install("chromium", "chromium")
-        # The AsyncAPI document's test validates it against the official AsyncAPI schema.
-        log(f"AsyncAPI 3.0.0 schema: {asyncapi_schema_path('3.0.0')}")
-    elif args.command == "status":
-        for name, pid in status().items():
-            print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
-        if _cluster_ports_on_disk():
-            for port, pid in redis_cluster().pids().items():
-                print(f"  node {HOST}:{port}: {'running, pid ' + str(pid) if pid else 'stopped'}")
-    else:
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-        if not cmd:
-            parser.error("run needs a command after --")
-        started = start()
-        try:
-            return run_child(cmd, child_env())
-        finally:
-            stop([name for name in SERVICES if name in started])
-    return 0
+    """Command-line entry point: `python -m scripts.stack` (scripts/stack_cli.py)."""
+    from scripts.stack_cli import main as cli
+
+    return cli(argv)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,14 @@ started here and stopped again if this started them.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
+from config import StackSettings
 from scripts import stack
+from scripts.processes import log
 from scripts.redis_cluster import MIN_MASTERS
-from scripts.servers import log
 
 PASSES = ("single", "cluster")
 CLUSTER_MARKS = "not drill and not own_redis and not single_redis"
@@ -64,8 +64,9 @@ def _pass_env(name: str, nodes: int, cluster_url: str | None, started: list[str]
 def main(argv: list[str] | None = None) -> int:
     """Start what the passes need, run them, stop what was started; the first failure's code."""
     args = sys.argv[1:] if argv is None else argv
-    wanted = passes_wanted(os.environ.get("TEST_PASSES"))
-    cluster_url = os.environ.get("TEST_REDIS_CLUSTER_URL")
+    settings = StackSettings.from_env()
+    wanted = passes_wanted(settings.test_passes)
+    cluster_url = settings.test_redis_cluster_url
     nodes = max(stack.CLUSTER_NODES, MIN_MASTERS)
     started: list[str] = []
     results: list[tuple[str, int, float]] = []

@@ -11,7 +11,6 @@ Redis Cluster: `REDIS_URL` names one of its nodes, or the local stack's cluster 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid
@@ -20,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from config import Settings
+from config import Settings, StackSettings
 from events.redis_client import Client, connect
 from scripts.harness import delete_matching
 
@@ -47,8 +46,8 @@ def _docker_answers() -> bool:
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     """The session's Kafka and Redis: from env, testcontainers, or the local stack."""
-    kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    redis_env = os.environ.get("REDIS_URL")
+    given = StackSettings.from_env()
+    kafka_env, redis_env = given.kafka_bootstrap_servers, given.redis_url
     cluster = Settings.from_env().redis_cluster
     if kafka_env and redis_env:
         yield Services(kafka_env, redis_env, cluster)
