@@ -16,7 +16,6 @@ from dataclasses import replace
 
 from bench.api_latency import load_run
 from bench.common import bench_settings, cleanup, machine, table
-from bench.cpu import children
 from bench.http_client import HttpClient
 from bench.ranges import api_call, check, make_queries
 from bench.redis_targets import Target, targets
@@ -27,7 +26,7 @@ from events.produce import Plan
 from events.redis_client import connect
 from events.topics import end_offsets
 from projector.store import CounterStore
-from scripts.harness import free_port, start_api, start_projector
+from scripts.harness import child_pids, free_port, start_api, start_projector
 from tests.support.oracles import ExactCounts
 
 
@@ -50,7 +49,7 @@ def one_target(
         wait_caught_up(store, ends)
         check_totals(store, valid, f" on {target.name}")
         procs.append(start_api(settings))
-        pids = {f"API worker {i + 1}": p for i, p in enumerate(children(procs[-1].pid))}
+        pids = {f"API worker {i + 1}": p for i, p in enumerate(child_pids(procs[-1].pid))}
         pids.update(target.pids)
         pids["load client (wrk, or this process)"] = -1
         rng = random.Random(args.seed)

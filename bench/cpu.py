@@ -30,14 +30,6 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def children(pid: int) -> list[int]:
-    """The direct children of `pid` (e.g. gunicorn's workers), oldest first; [] if gone."""
-    try:
-        return [child.pid for child in psutil.Process(pid).children()]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def machine_busy() -> float:
     """Busy CPU seconds of the whole machine so far (all cores)."""
     times = psutil.cpu_times()

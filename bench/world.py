@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import Any
 
 from bench.common import bench_settings, cleanup
-from bench.cpu import children
 from bench.pg import PgServer, load_records
 from bench.ranges import DAY
 from config import Settings
@@ -21,7 +20,7 @@ from events.redis_client import connect
 from events.topics import end_offsets
 from projector.buckets import MAX_SECOND
 from projector.store import CounterStore
-from scripts.harness import Proc, free_port, start_api, start_projector, wait_until
+from scripts.harness import Proc, child_pids, free_port, start_api, start_projector, wait_until
 from tests.support.oracles import ExactCounts
 
 DATA_YEARS = 12
@@ -130,7 +129,7 @@ class World:
     def pids(self) -> dict[str, int]:
         """The process trees that belong to this run (the API's workers one by one), for
         `CpuMeter`."""
-        workers = children(self.api.pid)
+        workers = child_pids(self.api.pid)
         pids = {f"API worker {i + 1}": pid for i, pid in enumerate(workers)}
         pids["Redis"] = int(self.client.info("server")["process_id"])
         pids["projector (idle)"] = self.projector.pid

@@ -8,13 +8,12 @@ import http.client
 import itertools
 import json
 import multiprocessing
-import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
@@ -254,23 +253,22 @@ def inconsistencies(settings: Settings, client: redis.Redis, records: list[Recor
 
 def serving_worker(api_port: int, client_port: int, workers: list[int]) -> int | None:
     """Which of `workers` holds the server side of the connection from `client_port`."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote = fields[1], fields[2]
-        if int(local.rsplit(":", 1)[1], 16) == api_port and (
-            int(remote.rsplit(":", 1)[1], 16) == client_port
-        ):
-            inode = fields[9]
-    if inode is None:
-        return None
     for pid in workers:
         try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return pid
-        except OSError:
-            continue
+            connections = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:
+            continue  # a worker that ended meanwhile
+        for conn in connections:
+            if (
+                conn.laddr
+                and conn.raddr
+                and (conn.laddr.port, conn.raddr.port)
+                == (
+                    api_port,
+                    client_port,
+                )
+            ):
+                return pid
     return None
 
 
