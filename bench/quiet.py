@@ -14,7 +14,10 @@ T = TypeVar("T")
 
 
 def wait_quiet(pids: dict[str, int], limit: float, timeout: float) -> float:
-    """Wait (bounded) until other work uses at most `limit` % of a core; return the last %."""
+    """Wait (bounded) until other work uses at most `limit` % of a core; return the last %
+    (with no time to wait, none is spent sampling: 0)."""
+    if timeout <= 0:
+        return 0.0
     deadline = time.monotonic() + timeout
     while True:
         with CpuMeter(pids) as meter:
@@ -49,7 +52,10 @@ def add_quiet_flags(parser: argparse.ArgumentParser, wait: float = 300, attempts
         "--quiet", type=float, default=25.0, help="most %% of a core other work may use"
     )
     parser.add_argument(
-        "--quiet-wait", type=float, default=wait, help="longest wait for that, per phase (s)"
+        "--quiet-wait",
+        type=float,
+        default=wait,
+        help="longest wait for that, per phase (s; 0: no wait, no sample)",
     )
     parser.add_argument(
         "--attempts", type=int, default=attempts, help="most runs of a phase that others disturbed"

@@ -14,8 +14,8 @@ What the benches need besides Kafka and Redis:
   bench/pg.py installs Debian's `postgresql` through `scripts.stack.apt_install` when no
   initdb is found (as scripts/servers.py does for redis-server), here before those benches
   start (fixture `postgres`), so no bench's time limit pays for the install;
-- the quiet-machine waits are cut to one 3 s sample a phase and one run (`--quiet-wait 0
-  --attempts 1`): every phase still runs and is checked, only not repeated.
+- the quiet-machine waits are cut to none and one run (`--quiet-wait 0 --attempts 1`: no
+  3 s sample before each phase): every phase still runs and is checked, only not repeated.
 """
 
 from __future__ import annotations
